@@ -1,0 +1,71 @@
+"""FP32 ONNX export with a dynamic spatial size.
+
+Uses the TorchScript exporter: it keeps opset 17 (TensorRT 8.6 / 10 on JetPack 6 read it), takes
+~0.1 s for an EFM and emits only Conv / Relu / Add / Mul / Sigmoid / DepthToSpace.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+DEFAULT_OPSET = 17
+
+
+def inline_identity_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace ``Identity(initializer)`` nodes (the exporter's de-duplication of equal weights) by
+    copies of the initializer, so the graph holds only compute ops."""
+    inits = {i.name: i for i in model.graph.initializer}
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in inits:
+            copy = numpy_helper.from_array(numpy_helper.to_array(inits[node.input[0]]), node.output[0])
+            model.graph.initializer.append(copy)
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    opset: int = DEFAULT_OPSET,
+    sample_size: tuple[int, int] = (64, 64),
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Export ``model`` (RGB [0,1] NCHW in, same out) with dynamic batch, height and width."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    sample = torch.rand(1, 3, *sample_size)
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (sample,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    proto = inline_identity_initializers(onnx.load(str(path)))
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return path

@@ -1,0 +1,130 @@
+"""EFM: the Edge-Friendly Model.
+
+A convolution-only U-Net with two down-sampling stages (1/2, 1/4), additive skips and a global
+residual. Full-resolution work is limited to a strided stem and a PixelShuffle head because
+full-resolution layers set the frame rate; the 1/4-resolution bottleneck is the tensor that
+decoder-free distillation reads. Every op (Conv, ReLU, Add, Mul, Sigmoid, DepthToSpace) has an INT8
+path in TensorRT and onnxruntime.
+
+The graph ends with the global residual Add and is not clamped: runtimes and evaluation clip to
+[0, 1], which keeps the exported graph inside the INT8-friendly op set and gradients alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from qdr_core.errors import ConfigError
+from qdr_core.models.blocks import Add, ResidualBlock
+
+
+@dataclass(frozen=True)
+class EFMConfig:
+    """Architecture of one EFM.
+
+    Args:
+        width: channels at 1/2 resolution; the bottleneck (1/4) has ``2 * width``.
+        enc_blocks: residual blocks at 1/2 resolution before down-sampling.
+        mid_blocks: residual blocks at the 1/4-resolution bottleneck.
+        dec_blocks: residual blocks at 1/2 resolution after up-sampling.
+        ldg: learnable degradation gating in encoder and bottleneck blocks.
+        gate_channels: channels of each LDG gate map (1 or the block width).
+    """
+
+    width: int = 32
+    enc_blocks: int = 1
+    mid_blocks: int = 3
+    dec_blocks: int = 1
+    ldg: bool = True
+    gate_channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or min(self.enc_blocks, self.mid_blocks, self.dec_blocks) < 0:
+            raise ConfigError(f"invalid EFM config: {self}")
+        if self.gate_channels < 1:
+            raise ConfigError(f"gate_channels must be >= 1, got {self.gate_channels}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> EFMConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown EFM config keys: {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+# Named presets. MACs at 640x480 are reported by `qdr info --preset P` (see README).
+PRESETS: dict[str, EFMConfig] = {
+    # Tiny: for tests and smoke runs only.
+    "efm-t": EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1),
+    # Default: fits the ~12 GMAC / 640x480 budget that 30 FPS INT8 on a 2-core CPU allows.
+    "efm-s": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1),
+    # Quality preset (and the larger teacher of the capacity-mismatch ablation).
+    "efm-m": EFMConfig(width=48, enc_blocks=2, mid_blocks=4, dec_blocks=2),
+}
+DEFAULT_PRESET = "efm-s"
+
+
+def preset_config(name: str, **overrides) -> EFMConfig:
+    """The config of a named preset, with optional field overrides (e.g. ``ldg=False``)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return EFMConfig.from_dict({**PRESETS[name].to_dict(), **overrides})
+
+
+class EFM(nn.Module):
+    """Edge-Friendly Model. Input and output: RGB in [0, 1], NCHW, H and W multiples of 4."""
+
+    size_multiple = 4
+
+    def __init__(self, cfg: EFMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        c, c2 = cfg.width, 2 * cfg.width
+        # Stem: a 4x4 stride-2 conv sees each 2x2 cell plus its neighbours (space-to-depth with
+        # context) and moves all further work to 1/2 resolution.
+        self.stem = nn.Conv2d(3, c, 4, stride=2, padding=1)
+        self.stem_act = nn.ReLU()
+        self.encoder = nn.Sequential(*[ResidualBlock(c, cfg.ldg, cfg.gate_channels) for _ in range(cfg.enc_blocks)])
+        self.down = nn.Conv2d(c, c2, 3, stride=2, padding=1)
+        self.down_act = nn.ReLU()
+        self.bottleneck = nn.Sequential(
+            *[ResidualBlock(c2, cfg.ldg, cfg.gate_channels) for _ in range(cfg.mid_blocks)]
+        )
+        # Up-sampling by 1x1 conv + PixelShuffle (DepthToSpace): runs in INT8 where ConvTranspose
+        # would stay FP32 in onnxruntime.
+        self.up = nn.Conv2d(c2, 4 * c, 1)
+        self.up_shuffle = nn.PixelShuffle(2)
+        self.skip_add = Add()
+        # Decoder blocks are plain residuals: LDG localises degradation where it is encoded.
+        self.decoder = nn.Sequential(*[ResidualBlock(c, ldg=False) for _ in range(cfg.dec_blocks)])
+        self.head = nn.Conv2d(c, 3 * 4, 3, padding=1)
+        self.head_shuffle = nn.PixelShuffle(2)
+        self.residual_add = Add()
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(
+        self, x: torch.Tensor, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        enc = self.encoder(self.stem_act(self.stem(x)))
+        bottleneck = self.bottleneck(self.down_act(self.down(enc)))
+        dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
+        out = self.residual_add(x, self.head_shuffle(self.head(dec)))
+        if return_features:
+            return out, {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
+        return out
+
+    def gated_blocks(self) -> list[ResidualBlock]:
+        return [m for m in self.modules() if isinstance(m, ResidualBlock) and m.gate is not None]
+
+
+def build_model(cfg: EFMConfig | str = DEFAULT_PRESET) -> EFM:
+    """Build an EFM from a config or a preset name."""
+    return EFM(preset_config(cfg) if isinstance(cfg, str) else cfg)

@@ -1,0 +1,136 @@
+"""The runtime interface every backend implements, and the pre/post-processing they share.
+
+A backend only turns an NCHW float32 batch into an NCHW float32 batch (``_run``). Everything that
+must be identical across backends for their outputs to be comparable — padding to the model's size
+multiple, layout, cropping, clipping, uint8 conversion — lives here, once.
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+
+import numpy as np
+
+from qdr_core.errors import ImageFormatError
+
+#: The EFM down-samples twice (1/2, 1/4); an exported graph only accepts H, W that divide by 4.
+DEFAULT_SIZE_MULTIPLE = 4
+
+
+def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """Rows and columns to append so that both sides become multiples of ``multiple``."""
+    return (-height) % multiple, (-width) % multiple
+
+
+def pad_image(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad an HxWxC image at the bottom and right to a multiple of ``multiple``.
+
+    Reflect padding continues the image's texture and brightness into the padded border, so the
+    convolutions near the true edge see plausible content. Zero padding would put a black band
+    there, which a low-light or dehazing model treats as degraded content and whose response
+    bleeds back into the kept pixels through the receptive field. Reflect needs more than ``pad``
+    pixels along the axis; tiny images (1..3 px) fall back to replicating the edge pixel.
+    Padding only bottom/right keeps cropping to ``[:H, :W]``.
+    """
+    h, w = image.shape[:2]
+    ph, pw = pad_amounts(h, w, multiple)
+    if ph == 0 and pw == 0:
+        return image
+    mode = "reflect" if h > ph and w > pw else "edge"
+    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def check_rgb(image: np.ndarray, dtype: type | None = None) -> None:
+    """Raise ImageFormatError unless ``image`` is a non-empty HxWx3 array (of ``dtype`` if given)."""
+    if not isinstance(image, np.ndarray):
+        raise ImageFormatError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ImageFormatError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageFormatError(f"image has an empty side: shape {image.shape}")
+    if dtype is not None and image.dtype != dtype:
+        raise ImageFormatError(f"expected dtype {np.dtype(dtype).name}, got {image.dtype.name}")
+
+
+class Runtime(abc.ABC):
+    """A loaded restoration model that maps RGB [0, 1] images to restored RGB [0, 1] images.
+
+    Attributes:
+        name: backend name (``onnxruntime``, ``torch``, ``tensorrt``).
+        model_path: the file the model was loaded from.
+        num_threads: CPU threads requested (0 = the backend's default).
+        size_multiple: H and W the model accepts must divide by this; ``infer`` pads to it.
+        metadata: free-form key/value strings stored with the model (ONNX ``metadata_props``).
+    """
+
+    name: str = "base"
+
+    def __init__(self, model_path: str, num_threads: int = 0) -> None:
+        if num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0, got {num_threads}")
+        self.model_path = str(model_path)
+        self.num_threads = int(num_threads)
+        self.size_multiple = DEFAULT_SIZE_MULTIPLE
+        self.metadata: dict[str, str] = {}
+        self._closed = False
+
+    @abc.abstractmethod
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """Run the model on a contiguous 1x3xHxW float32 batch (H, W multiples of size_multiple);
+        return a 1x3xHxW float32 array (not yet clipped)."""
+
+    def _release(self) -> None:  # noqa: B027 - optional hook, most backends free by refcount
+        """Free backend resources; called once by ``close``."""
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def infer(self, image: np.ndarray) -> np.ndarray:
+        """Restore one HxWx3 RGB image in [0, 1] (any H, W >= 1); returns HxWx3 float32 in [0, 1]."""
+        if self._closed:
+            raise RuntimeError(f"{self.name} runtime for {self.model_path} is closed")
+        check_rgb(image)
+        h, w = image.shape[:2]
+        padded = pad_image(np.asarray(image, dtype=np.float32), self.size_multiple)
+        batch = np.ascontiguousarray(padded.transpose(2, 0, 1))[None]
+        out = self._run(batch)
+        if out.ndim != 4 or out.shape[:2] != (1, 3) or out.shape[2] < h or out.shape[3] < w:
+            raise RuntimeError(f"{self.name}: model returned shape {out.shape} for input {batch.shape}")
+        result = np.ascontiguousarray(out[0, :, :h, :w].transpose(1, 2, 0), dtype=np.float32)
+        # The exported graph ends with the global residual Add and is deliberately unclamped.
+        np.clip(result, 0.0, 1.0, out=result)
+        return result
+
+    def infer_uint8(self, rgb: np.ndarray) -> np.ndarray:
+        """Restore one HxWx3 uint8 RGB image; returns HxWx3 uint8 RGB (rounded, not truncated)."""
+        check_rgb(rgb, np.uint8)
+        restored = self.infer(rgb.astype(np.float32) * np.float32(1.0 / 255.0))
+        return to_uint8(restored)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._release()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_path={self.model_path!r}, num_threads={self.num_threads})"
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] float -> uint8 with rounding (truncation would darken every frame by half a level)."""
+    scaled = np.clip(image, 0.0, 1.0) * np.float32(255.0)
+    scaled += np.float32(0.5)
+    return scaled.astype(np.uint8)

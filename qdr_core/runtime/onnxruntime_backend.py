@@ -1,0 +1,106 @@
+"""onnxruntime backend: the CPU (and CUDA, where onnxruntime-gpu is installed) runtime.
+
+Runs any ONNX with one NCHW image input and an image output: the FP32 export and the INT8 QDQ
+exports alike. Nothing in this module's import chain imports torch, so a robot node starts
+without it (tested).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from qdr_core.errors import BackendUnavailableError, ModelFileError
+from qdr_core.runtime.base import Runtime
+
+# Providers tried by default, best first. TensorRT-in-onnxruntime is left out on purpose: it builds
+# an engine on every start without our cache; the dedicated tensorrt backend does that properly.
+_PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def _import_ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "backend 'onnxruntime' needs the onnxruntime package: pip install onnxruntime "
+            "(onnxruntime-gpu on CUDA machines)"
+        ) from exc
+    return onnxruntime
+
+
+def default_providers() -> list[str]:
+    available = set(_import_ort().get_available_providers())
+    return [p for p in _PREFERRED_PROVIDERS if p in available] or ["CPUExecutionProvider"]
+
+
+class OnnxRuntime(Runtime):
+    """An ONNX model run by onnxruntime.
+
+    Args:
+        model_path: ``.onnx`` file with one NCHW float input.
+        num_threads: intra-op threads; 0 lets onnxruntime use one per physical core.
+        providers: onnxruntime execution providers, best first; default CUDA (if present) then CPU.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self, model_path: str | os.PathLike, num_threads: int = 0, providers: Sequence[str] | None = None
+    ) -> None:
+        super().__init__(str(model_path), num_threads)
+        ort = _import_ort()
+        if not os.path.isfile(self.model_path):
+            raise ModelFileError(f"ONNX model not found: {self.model_path}")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.intra_op_num_threads = self.num_threads
+        # One frame at a time through a chain of convs: inter-op parallelism only adds threads.
+        opts.inter_op_num_threads = 1
+        # Keep onnxruntime's own warnings (e.g. unused initializers) out of a node's log.
+        opts.log_severity_level = 3
+        self.providers = list(providers) if providers else default_providers()
+        try:
+            self._session = ort.InferenceSession(self.model_path, sess_options=opts, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises Fail / InvalidProtobuf / InvalidGraph / ...
+            raise ModelFileError(
+                f"{self.model_path} is not a loadable ONNX model ({type(exc).__name__}: {exc})"
+            ) from exc
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or len(inputs[0].shape) != 4:
+            shapes = [(i.name, i.shape) for i in inputs]
+            raise ModelFileError(f"{self.model_path}: expected one NCHW image input, got {shapes}")
+        if inputs[0].type not in _FLOAT_TYPES:
+            raise ModelFileError(f"{self.model_path}: input must be float or float16, got {inputs[0].type}")
+        channels = inputs[0].shape[1]
+        if isinstance(channels, int) and channels != 3:
+            raise ModelFileError(f"{self.model_path}: expected a 3-channel RGB input, got {channels}")
+        if not outputs:
+            raise ModelFileError(f"{self.model_path}: the graph has no output")
+        self.input_name = inputs[0].name
+        self._input_dtype = _FLOAT_TYPES[inputs[0].type]
+        # The exports name their image output "output"; anything else extra (e.g. gate maps) is ignored.
+        names = [o.name for o in outputs]
+        self.output_name = "output" if "output" in names else names[0]
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        multiple = self.metadata.get("size_multiple")
+        if multiple is not None and multiple.isdigit() and int(multiple) > 0:
+            self.size_multiple = int(multiple)
+
+    @property
+    def active_providers(self) -> list[str]:
+        return self._session.get_providers()
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self._input_dtype is not np.float32:
+            batch = batch.astype(self._input_dtype)
+        (out,) = self._session.run([self.output_name], {self.input_name: batch})
+        return np.asarray(out, dtype=np.float32)
+
+    def _release(self) -> None:
+        # onnxruntime frees the session's arena when the last reference goes.
+        del self._session

@@ -1,0 +1,60 @@
+"""torch backend: runs a qdr ``.pt`` checkpoint (FP32 or QAT fake-quant) directly.
+
+Meant for workstations and evaluation (the reference the ONNX exports are compared against), not
+robots: it imports torch, which the ONNX and TensorRT backends never do.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from qdr_core.errors import BackendUnavailableError
+from qdr_core.runtime.base import Runtime
+
+
+class TorchRuntime(Runtime):
+    """A qdr checkpoint run by PyTorch.
+
+    Args:
+        model_path: ``.pt`` checkpoint written by ``save_checkpoint`` (loaded with weights_only=True).
+        num_threads: torch intra-op threads; 0 keeps torch's default. torch's thread count is
+            process-wide, so a value here also affects other torch users in the process.
+        device: torch device string (``cpu``, ``cuda``, ``cuda:1``).
+    """
+
+    name = "torch"
+
+    def __init__(self, model_path: str | os.PathLike, num_threads: int = 0, device: str = "cpu") -> None:
+        super().__init__(str(model_path), num_threads)
+        try:
+            import torch
+        except ImportError as exc:
+            raise BackendUnavailableError("backend 'torch' needs PyTorch: pip install torch") from exc
+        from qdr_core.models.checkpoint import load_model
+
+        self._torch = torch
+        if self.num_threads > 0:
+            torch.set_num_threads(self.num_threads)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as exc:
+            raise BackendUnavailableError(f"backend 'torch': invalid device {device!r} ({exc})") from exc
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError(
+                "backend 'torch' on device 'cuda' needs a CUDA build of torch and a GPU"
+            )
+        self.model = load_model(self.model_path).to(self.device).eval()
+        self.size_multiple = int(getattr(self.model, "size_multiple", self.size_multiple))
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(batch).to(self.device))
+        if isinstance(out, tuple):  # models that also return features put the image first
+            out = out[0]
+        return out.float().cpu().numpy()
+
+    def _release(self) -> None:
+        del self.model

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``qdr`` CLI (see ``qdr_core.cli``)."""

@@ -1,0 +1,1 @@
+"""FP32 training of the EFM (the teacher of QDR)."""

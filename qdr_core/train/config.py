@@ -1,0 +1,51 @@
+"""FP32 training configuration (a YAML file maps onto these fields one to one)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Args:
+    task: lowlight | haze | rain | noise.
+    preset: EFM preset name (efm-t, efm-s, efm-m).
+    ldg: learnable degradation gating on (False = plain residual blocks, the LDG ablation).
+    out_dir: run folder: checkpoints, curves, history.
+    iters: optimisation steps.
+    batch_size / patch: crops per step and their size (multiple of 4).
+    lr / weight_decay / warmup: AdamW with linear warm-up then cosine decay to ``lr * min_lr_ratio``.
+    loss / ssim_weight: reconstruction loss (charbonnier | l1) and weight of the (1 - SSIM) term.
+    val_every / val_images / val_size: validation cadence, image count and centre-crop size.
+    save_every: checkpoint cadence (``last.pt``, atomic).
+    seed: seeds model init and the data stream.
+    threads: torch intra-op threads (0 = torch default).
+    input_dir / target_dir: train on real paired folders instead of synthesised photos.
+    grad_clip: max gradient norm (0 = off).
+    """
+
+    task: str = "lowlight"
+    preset: str = "efm-s"
+    ldg: bool = True
+    out_dir: str = "runs/lowlight"
+    iters: int = 4000
+    batch_size: int = 8
+    patch: int = 96
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    min_lr_ratio: float = 0.01
+    loss: str = "charbonnier"
+    ssim_weight: float = 0.0
+    val_every: int = 500
+    val_images: int = 4
+    val_size: int = 256
+    save_every: int = 250
+    seed: int = 0
+    threads: int = 0
+    input_dir: str | None = None
+    target_dir: str | None = None
+    grad_clip: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,197 @@
+"""FP32 training loop: a plain step function plus a loop that logs, validates and saves in a fixed
+order. Runs single-process on CPU by default and under ``torchrun`` (DistributedDataParallel)
+without code changes: each rank draws its own crops and rank 0 validates and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from qdr_core.data.datasets import PairedFolder, PairedFolderPairs, SyntheticPairs, fixed_eval_pairs
+from qdr_core.data.sources import photos
+from qdr_core.metrics import psnr, ssim
+from qdr_core.models import build_model, preset_config
+from qdr_core.models.checkpoint import model_payload, read_checkpoint, save_checkpoint
+from qdr_core.train.config import TrainConfig
+from qdr_core.train.losses import ReconstructionLoss
+
+VAL_SEED = 1234
+
+
+def cosine_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine to ``min_lr_ratio``."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train_step(
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    grad_clip: float = 0.0,
+) -> dict[str, float]:
+    """One optimisation step on ``(degraded, clean)``; returns floats for logging."""
+    model.train()
+    degraded, clean = batch
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(degraded), clean)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    optimizer.step()
+    return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Mean PSNR / SSIM of ``model`` on (name, degraded, clean) pairs (sizes multiple of 4)."""
+    model.eval()
+    scores = {"psnr_input": [], "psnr_output": [], "ssim_input": [], "ssim_output": []}
+    for _, degraded, clean in pairs:
+        x = torch.from_numpy(degraded.transpose(2, 0, 1)).unsqueeze(0)
+        restored = model(x)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+        scores["psnr_input"].append(psnr(clean, degraded))
+        scores["psnr_output"].append(psnr(clean, restored))
+        scores["ssim_input"].append(ssim(clean, degraded))
+        scores["ssim_output"].append(ssim(clean, restored))
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = min(size, h, w) // 4 * 4
+    y, x = (h - s) // 2, (w - s) // 2
+    return image[y : y + s, x : x + s]
+
+
+def _dist_info() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _training_data(cfg: TrainConfig, rank: int):
+    if cfg.input_dir or cfg.target_dir:
+        return PairedFolderPairs(PairedFolder(cfg.input_dir, cfg.target_dir), cfg.patch, cfg.seed + 7919 * rank)
+    images = [p.load() for p in photos("train")]
+    return SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank)
+
+
+def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if cfg.input_dir or cfg.target_dir:
+        folder = PairedFolder(cfg.input_dir, cfg.target_dir)
+        picked = [folder[i] for i in range(min(cfg.val_images, len(folder)))]
+        return [(folder.names[i], center_crop(d, cfg.val_size), center_crop(c, cfg.val_size)) for i, (d, c) in enumerate(picked)]
+    eval_photos = photos("eval")[: cfg.val_images]
+    clean = [center_crop(p.load(), cfg.val_size) for p in eval_photos]
+    return fixed_eval_pairs(cfg.task, clean, VAL_SEED, [p.name for p in eval_photos])
+
+
+def plot_history(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = [h["step"] for h in history if "loss" in h]
+    ax_loss.plot(steps, [h["loss"] for h in history if "loss" in h])
+    ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+    val = [h for h in history if "psnr_output" in h]
+    if val:
+        ax_psnr.plot([h["step"] for h in val], [h["psnr_output"] for h in val], marker="o", label="restored")
+        ax_psnr.plot([h["step"] for h in val], [h["psnr_input"] for h in val], ls="--", label="degraded")
+        ax_psnr.legend()
+    ax_psnr.set(xlabel="step", ylabel="PSNR (dB)", title="validation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train an EFM per ``cfg``; writes ``last.pt`` (resume state), ``fp32.pt``, history and curves."""
+    rank, world = _dist_info()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out_dir)
+    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+
+    model = build_model(preset_config(cfg.preset, ldg=cfg.ldg)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, cfg))
+    start, history = 0, []
+    if resume and (out / "last.pt").exists():
+        state = read_checkpoint(out / "last.pt")
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["meta"]["optimizer"])
+        scheduler.load_state_dict(state["meta"]["scheduler"])
+        start, history = int(state["meta"]["step"]), json.loads(state["meta"]["history"])
+    train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    data = _training_data(cfg, rank)
+    val_pairs = _validation_pairs(cfg) if rank == 0 else []
+    loss_fn = ReconstructionLoss(cfg.loss, cfg.ssim_weight)
+    meta = {"task": cfg.task, "preset": cfg.preset, "config": json.dumps(cfg.to_dict())}
+
+    def save_state(step: int) -> None:
+        extra = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "history": json.dumps(history)}
+        save_checkpoint(out / "last.pt", model_payload(model, "fp32", {**meta, **extra}))
+
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.task}", unit="it", dynamic_ncols=True)
+    t0, running = time.time(), []
+    for step in range(start, cfg.iters):
+        degraded, clean = data.batch(step, cfg.batch_size)
+        batch = (torch.from_numpy(degraded).to(device), torch.from_numpy(clean).to(device))
+        logs = train_step(train_model, batch, optimizer, loss_fn, cfg.grad_clip)
+        scheduler.step()
+        running.append(logs["loss"])
+        done = step + 1
+        if rank == 0:
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if done % 25 == 0 or done == cfg.iters:
+                history.append({"step": done, "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0],
+                                "seconds": time.time() - t0})
+                running = []
+            if done % cfg.val_every == 0 or done == cfg.iters:
+                scores = evaluate_model(model, val_pairs)
+                history.append({"step": done, **scores})
+                if bar is not None:
+                    bar.write(f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB")
+            if done % cfg.save_every == 0 or done == cfg.iters:
+                save_state(done)
+    if bar is not None:
+        bar.close()
+
+    result: dict[str, Any] = {"out_dir": str(out), "steps": cfg.iters}
+    if rank == 0:
+        model.eval()
+        save_checkpoint(out / "fp32.pt", model_payload(model.cpu(), "fp32", {**meta, "step": cfg.iters}))
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        if history:
+            plot_history(history, out / "curves.png")
+        result.update({"history": history, "checkpoint": str(out / "fp32.pt")})
+    if world > 1:
+        dist.barrier()
+    return result

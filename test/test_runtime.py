@@ -191,6 +191,7 @@ def test_onnxruntime_path_never_imports_torch(model_files):
             out = rt.infer_uint8(np.zeros((37, 53, 3), np.uint8))
         assert out.shape == (37, 53, 3), out.shape
         from qdr_core.runtime import onnxruntime_backend, tensorrt_backend  # noqa: F401
+        import qdr_core.image_encodings  # noqa: F401
         leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
         assert not leaked, leaked
         print("ok", rt.name)

@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "qdr_core.commands.info",
     "qdr_core.commands.degrade",
     "qdr_core.commands.train",
+    "qdr_core.commands.restore",
+    "qdr_core.commands.evaluate",
 )
 
 

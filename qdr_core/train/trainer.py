@@ -177,8 +177,8 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
             if done % cfg.val_every == 0 or done == cfg.iters:
                 scores = evaluate_model(model, val_pairs)
                 history.append({"step": done, **scores})
-                if bar is not None:
-                    bar.write(f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB")
+                line = f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB"
+                bar.write(line) if bar is not None else print(line, flush=True)
             if done % cfg.save_every == 0 or done == cfg.iters:
                 save_state(done)
     if bar is not None:

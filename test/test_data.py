@@ -1,0 +1,122 @@
+"""Data loading: paired folders with clear errors, synthetic crops, package photo sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qdr_core.data import sources
+from qdr_core.data.datasets import PairedFolder, PairedFolderPairs, SyntheticPairs, fixed_eval_pairs
+from qdr_core.data.imageio import read_rgb, write_rgb
+from qdr_core.data.sources import skimage_photo
+from qdr_core.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    return [skimage_photo(n, max_side=96) for n in ("astronaut", "coffee", "chelsea")]
+
+
+def write_pairs(root, images, names=None):
+    names = names or [f"img{i}" for i in range(len(images))]
+    for name, im in zip(names, images):
+        write_rgb(root / "input" / f"{name}.png", im * 0.5)
+        write_rgb(root / "target" / f"{name}.png", im)
+    return root / "input", root / "target"
+
+
+def test_paired_folder_loads_matching_pairs(tmp_path, photos) -> None:
+    folder = PairedFolder(*write_pairs(tmp_path, photos))
+    assert len(folder) == 3 and folder.names == ["img0", "img1", "img2"]
+    degraded, clean = folder[1]
+    assert degraded.shape == clean.shape == photos[1].shape
+    assert degraded.mean() < clean.mean()
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("missing_input", "folder not found"),
+        ("empty_target", "no images"),
+        ("extra_name", "names do not match"),
+        ("not_a_folder", "not a folder"),
+    ],
+)
+def test_paired_folder_errors_name_the_problem(tmp_path, photos, breakage, message) -> None:
+    inp, tgt = write_pairs(tmp_path, photos)
+    if breakage == "missing_input":
+        inp = tmp_path / "nope"
+    elif breakage == "empty_target":
+        tgt = tmp_path / "empty"
+        tgt.mkdir()
+    elif breakage == "extra_name":
+        write_rgb(inp / "stray.png", photos[0])
+    elif breakage == "not_a_folder":
+        inp = inp / "img0.png"
+    with pytest.raises(DataError, match=message):
+        PairedFolder(inp, tgt)
+
+
+def test_unreadable_and_mismatched_images(tmp_path, photos) -> None:
+    inp, tgt = write_pairs(tmp_path, photos)
+    (inp / "img0.png").write_bytes(b"\x89PNG garbage")
+    write_rgb(inp / "img1.png", photos[1][:40])
+    folder = PairedFolder(inp, tgt)
+    with pytest.raises(DataError, match="cannot read image"):
+        folder[0]
+    with pytest.raises(DataError, match="differ in size"):
+        folder[1]
+
+
+def test_synthetic_pairs_are_reproducible_crops(photos) -> None:
+    data = SyntheticPairs("rain", photos, patch=32, seed=3)
+    a, b = data.batch(5, 4), data.batch(5, 4)
+    assert a[0].shape == a[1].shape == (4, 3, 32, 32)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], data.batch(6, 4)[1])
+    assert (a[0] - a[1]).mean() > 0  # streaks and veil add light on average
+
+
+def test_crops_larger_than_the_image_are_padded(photos) -> None:
+    degraded, clean = SyntheticPairs("noise", [photos[0][:20, :30]], patch=48).sample(0)
+    assert degraded.shape == clean.shape == (48, 48, 3)
+
+
+def test_paired_folder_pairs_crop_aligned(tmp_path, photos) -> None:
+    pairs = PairedFolderPairs(PairedFolder(*write_pairs(tmp_path, photos)), patch=32, seed=0)
+    degraded, clean = pairs.batch(0, 2)
+    assert degraded.shape == (2, 3, 32, 32)
+    np.testing.assert_allclose(degraded, np.round(clean * 0.5 * 255) / 255, atol=1.5 / 255)
+
+
+def test_fixed_eval_pairs_do_not_depend_on_order(photos) -> None:
+    forward = fixed_eval_pairs("haze", photos, seed=1)
+    single = fixed_eval_pairs("haze", photos[:1], seed=1)
+    assert np.array_equal(forward[0][1], single[0][1])
+    assert forward[0][0] == "0000"
+
+
+def test_missing_photo_packages_say_how_to_install(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(sources, "OPENCV_DATA", tmp_path / "missing")
+    with pytest.raises(DataError, match="make data"):
+        sources.photos("eval")
+    with pytest.raises(DataError, match="unknown split"):
+        sources.photos("test")
+
+
+def test_split_lists_never_overlap() -> None:
+    train = set(sources._OPENCV_TRAIN + sources._MATE_TRAIN + sources._PLASMA_TRAIN)
+    held_out = set(sources._OPENCV_EVAL + sources._MATE_EVAL + sources._PLASMA_EVAL + sources._SKIMAGE_OTHER)
+    assert train and held_out and not train & held_out
+
+
+def test_read_rgb_handles_grey_alpha_and_16bit(tmp_path) -> None:
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "g.png"), np.full((8, 10), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((8, 10, 4), 255, np.uint8))
+    cv2.imwrite(str(tmp_path / "w.png"), np.full((8, 10, 3), 65535, np.uint16))
+    assert read_rgb(tmp_path / "g.png").shape == (8, 10, 3)
+    assert read_rgb(tmp_path / "a.png").max() == 1.0
+    assert read_rgb(tmp_path / "w.png").min() == 1.0
+    assert read_rgb(tmp_path / "g.png", max_side=5).shape == (4, 5, 3)

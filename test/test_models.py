@@ -1,0 +1,133 @@
+"""EFM presets the timm way: forward, gradients, LDG switch, features, export parity, checkpoints."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from qdr_core.errors import ConfigError, ModelFileError
+from qdr_core.export.onnx_fp32 import export_onnx
+from qdr_core.models import PRESETS, EFMConfig, build_model, preset_config
+from qdr_core.models.checkpoint import load_fp32_model, load_model, model_payload, read_checkpoint, save_checkpoint
+from qdr_core.models.complexity import count_macs, count_params
+
+TINY = {name: dict(cfg.to_dict(), width=4) for name, cfg in PRESETS.items()}
+
+
+def randomise_head(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=gen) * 0.1)
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_forward_shapes_and_no_nan(name: str) -> None:
+    model = build_model(EFMConfig.from_dict(TINY[name]))
+    x = torch.rand(2, 3, 36, 52)
+    out, feats = model(x, return_features=True)
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+    c = model.cfg.width
+    assert feats["bottleneck"].shape == (2, 2 * c, 9, 13)
+    assert feats["encoder"].shape == feats["decoder"].shape == (2, c, 18, 26)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_parameter_gets_a_gradient(name: str) -> None:
+    model = randomise_head(build_model(EFMConfig.from_dict(TINY[name])))
+    model(torch.rand(1, 3, 16, 16)).square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_untrained_model_is_identity_global_residual() -> None:
+    model = build_model("efm-t").eval()
+    x = torch.rand(1, 3, 24, 32)
+    assert torch.equal(model(x), x)
+
+
+def test_ldg_switch_removes_gates() -> None:
+    gated, plain = build_model(preset_config("efm-t")), build_model(preset_config("efm-t", ldg=False))
+    assert len(gated.gated_blocks()) == gated.cfg.enc_blocks + gated.cfg.mid_blocks
+    assert plain.gated_blocks() == []
+    assert count_params(plain) < count_params(gated)
+    block = gated.gated_blocks()[0]
+    block.keep_gate = True
+    gated(torch.rand(1, 3, 16, 16))
+    assert block.last_gate is not None and block.last_gate.shape == (1, 1, 8, 8)
+    assert ((block.last_gate > 0) & (block.last_gate < 1)).all()
+
+
+def test_default_preset_fits_the_compute_budget() -> None:
+    macs = count_macs(build_model("efm-s"), 480, 640)
+    assert 4e9 < macs <= 12e9
+    assert count_macs(build_model("efm-m"), 480, 640) > macs
+
+
+def test_unknown_preset_and_keys_are_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset_config("efm-xl")
+    with pytest.raises(ConfigError, match="unknown EFM config keys"):
+        EFMConfig.from_dict({"width": 8, "depth": 3})
+
+
+@pytest.mark.parametrize("size", [(36, 52), (64, 64), (120, 8)])
+def test_onnx_export_matches_torch(tmp_path, size) -> None:
+    model = randomise_head(build_model("efm-t")).eval()
+    path = export_onnx(model, tmp_path / "m.onnx")
+    x = np.random.default_rng(0).random((1, 3, *size), dtype=np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    want = model(torch.from_numpy(x)).detach().numpy()
+    assert np.abs(got - want).max() < 1e-4
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert ops <= {"Conv", "Relu", "Add", "Mul", "Sigmoid", "DepthToSpace"}
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    model = randomise_head(build_model("efm-t"))
+    save_checkpoint(tmp_path / "m.pt", model_payload(model, meta={"task": "noise"}))
+    loaded, payload = load_fp32_model(tmp_path / "m.pt")
+    assert payload["meta"]["task"] == "noise"
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(loaded(x), model.eval()(x))
+    assert isinstance(load_model(tmp_path / "m.pt"), torch.nn.Module)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a checkpoint at all", "not a readable"),
+        (pickle.dumps(_Exploit()), "not a readable"),
+        (None, "not a qdr checkpoint"),
+    ],
+)
+def test_bad_checkpoint_files_are_rejected(tmp_path, content, message) -> None:
+    path = tmp_path / "bad.pt"
+    if content is None:
+        torch.save({"state_dict": {}}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ModelFileError, match=message):
+        read_checkpoint(path)
+
+
+def test_checkpoint_with_wrong_weights_is_rejected(tmp_path) -> None:
+    payload = model_payload(build_model("efm-t"))
+    payload["model"]["width"] = 16
+    save_checkpoint(tmp_path / "m.pt", payload)
+    with pytest.raises(ModelFileError, match="do not match"):
+        load_fp32_model(tmp_path / "m.pt")
+    with pytest.raises(ModelFileError, match="not found"):
+        read_checkpoint(tmp_path / "missing.pt")

@@ -33,7 +33,9 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     description="Real-time INT8 image restoration (low-light, haze, rain, noise) for ROS 2 cameras",
-    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8")
+    if (HERE / "README.md").exists()
+    else "",
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",

@@ -27,7 +27,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qdr", description="Real-time INT8 image restoration for edge cameras.")
+    parser = argparse.ArgumentParser(
+        prog="qdr", description="Real-time INT8 image restoration for edge cameras."
+    )
     parser.add_argument("--version", action="version", version=f"qdr {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True

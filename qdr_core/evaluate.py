@@ -31,7 +31,10 @@ def evaluate_runtime(
             "ssim_input": ssim(clean, degraded), "ssim_output": ssim(clean, restored),
             "infer_ms": 1000 * elapsed,
         })  # fmt: skip
-    summary = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")}
+    summary = {
+        k: float(np.mean([r[k] for r in rows]))
+        for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
+    }
     return {
         "task": task,
         "seed": seed,

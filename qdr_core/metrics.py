@@ -18,6 +18,13 @@ def ssim(reference: np.ndarray, image: np.ndarray) -> float:
     """SSIM (Gaussian window, as in Wang et al. 2004) over RGB channels."""
     ref, img = np.clip(reference, 0, 1).astype(np.float64), np.clip(image, 0, 1).astype(np.float64)
     return float(
-        structural_similarity(ref, img, data_range=1.0, channel_axis=2, gaussian_weights=True, sigma=1.5,
-                              use_sample_covariance=False)
+        structural_similarity(
+            ref,
+            img,
+            data_range=1.0,
+            channel_axis=2,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
     )

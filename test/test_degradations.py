@@ -36,7 +36,10 @@ def test_lowlight_darkens_and_adds_noise(photo) -> None:
     assert dark.mean() < 0.5 * photo.mean()
     # Same exposure without noise: the difference is the sensor noise, larger in brighter areas.
     ranges = LowLightRange(exposure=(0.1, 0.1), gamma=(1, 1), photons=(300, 300), read_noise=(0.001, 0.001))
-    a, b = lowlight(photo, np.random.default_rng(1), ranges), lowlight(photo, np.random.default_rng(2), ranges)
+    a, b = (
+        lowlight(photo, np.random.default_rng(1), ranges),
+        lowlight(photo, np.random.default_rng(2), ranges),
+    )
     assert np.abs(a - b).mean() > 1 / 255
 
 
@@ -44,7 +47,11 @@ def test_haze_lowers_contrast_and_lifts_toward_airlight(photo) -> None:
     hazy = haze(photo, np.random.default_rng(0), HazeRange(beta=(2.0, 2.0), airlight=(0.9, 0.9), tint=0.0))
     assert hazy.std() < 0.6 * photo.std()
     assert hazy.mean() > photo.mean()
-    black = haze(np.zeros((32, 32, 3), np.float32), np.random.default_rng(0), HazeRange(beta=(2.0, 2.0), airlight=(0.9, 0.9), tint=0.0))
+    black = haze(
+        np.zeros((32, 32, 3), np.float32),
+        np.random.default_rng(0),
+        HazeRange(beta=(2.0, 2.0), airlight=(0.9, 0.9), tint=0.0),
+    )
     t_max = np.exp(-2.0 * 0.1)
     assert black.max() <= 0.9 * (1 - np.exp(-2.0)) + 1 / 255
     assert black.min() >= 0.9 * (1 - t_max) - 1 / 255

@@ -12,7 +12,13 @@ import torch
 from qdr_core.errors import ConfigError, ModelFileError
 from qdr_core.export.onnx_fp32 import export_onnx
 from qdr_core.models import PRESETS, EFMConfig, build_model, preset_config
-from qdr_core.models.checkpoint import load_fp32_model, load_model, model_payload, read_checkpoint, save_checkpoint
+from qdr_core.models.checkpoint import (
+    load_fp32_model,
+    load_model,
+    model_payload,
+    read_checkpoint,
+    save_checkpoint,
+)
 from qdr_core.models.complexity import count_macs, count_params
 
 TINY = {name: dict(cfg.to_dict(), width=4) for name, cfg in PRESETS.items()}

@@ -70,6 +70,7 @@ def test_fit_writes_checkpoint_curves_and_history(tmp_path, paired_dirs) -> None
     run = tmp_path / "run"
     assert {"fp32.pt", "last.pt", "history.json", "curves.png"} <= {p.name for p in run.iterdir()}
     model, payload = load_fp32_model(run / "fp32.pt")
+    assert not model.training
     assert payload["meta"]["task"] == "noise" and payload["kind"] == "fp32"
     history = json.loads((run / "history.json").read_text())
     assert [h["step"] for h in history if "psnr_output" in h] == [2, 4]
@@ -84,7 +85,9 @@ def test_resume_continues_to_the_same_weights(tmp_path, paired_dirs) -> None:
     fit(first, progress=False)
     state = read_checkpoint(tmp_path / "b" / "run" / "last.pt")
     assert state["meta"]["step"] == 4
-    resumed = fit(tiny_config(tmp_path / "b", paired_dirs, iters=6, save_every=2), resume=True, progress=False)
+    resumed = fit(
+        tiny_config(tmp_path / "b", paired_dirs, iters=6, save_every=2), resume=True, progress=False
+    )
     assert read_checkpoint(tmp_path / "b" / "run" / "last.pt")["meta"]["step"] == 6
     assert [h["step"] for h in resumed["history"] if "psnr_output" in h] == [2, 4, 6]
     a = read_checkpoint(tmp_path / "a" / "run" / "fp32.pt")["state_dict"]

@@ -24,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     files = list_images(args.input)
     out = Path(args.output)
     for i, path in enumerate(files):
-        write_rgb(out / path.name, degrade(args.task, read_rgb(path), eval_rng(args.seed, i), split=args.split))
+        write_rgb(
+            out / path.name, degrade(args.task, read_rgb(path), eval_rng(args.seed, i), split=args.split)
+        )
     print(f"wrote {len(files)} degraded image(s) ({args.task}, seed {args.seed}) to {out}")
     return 0

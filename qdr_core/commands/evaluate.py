@@ -6,12 +6,16 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("eval", help="measure PSNR/SSIM of a model on a seeded set", description=__doc__)
+    p = subparsers.add_parser(
+        "eval", help="measure PSNR/SSIM of a model on a seeded set", description=__doc__
+    )
     p.add_argument("--model", required=True, help=".onnx (FP32 or INT8) or .pt checkpoint")
     p.add_argument("--task", required=True, choices=["lowlight", "haze", "rain", "noise"])
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clean", help="folder of clean images")
-    src.add_argument("--split", choices=["eval", "other"], help="package photos: held-out eval or never-seen other")
+    src.add_argument(
+        "--split", choices=["eval", "other"], help="package photos: held-out eval or never-seen other"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", help="write the results here")
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt")

@@ -71,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
     elif Path(args.model).suffix == ".onnx":
         rows = [describe_onnx(args.model)]
     elif Path(args.model).suffix == ".pt":
-        from qdr_core.models.checkpoint import read_checkpoint
+        from qdr_core.models.checkpoint import load_model, read_checkpoint
         from qdr_core.models.complexity import count_macs, count_params
-        from qdr_core.models.checkpoint import load_model
 
         payload = read_checkpoint(args.model)
         model = load_model(args.model)
@@ -90,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         name = row.get("preset") or row.get("model")
-        gmacs = f"{row['gmacs']:.2f} GMAC @ {row['resolution']}" if "gmacs" in row else f"opset {row['opset']}"
+        gmacs = (
+            f"{row['gmacs']:.2f} GMAC @ {row['resolution']}" if "gmacs" in row else f"opset {row['opset']}"
+        )
         print(f"{name}: {row['params']:,} params, {gmacs}, inputs {row['inputs']}, outputs {row['outputs']}")
         if "config" in row:
             print(f"  config: {row['config']}")

@@ -19,9 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         if field.name in ("task", "preset", "ldg", "out_dir"):
             continue
         kind = {"int": int, "float": float}.get(str(field.type), str)
-        p.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, help=f"default {field.default}")
+        p.add_argument(
+            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, help=f"default {field.default}"
+        )
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
-    p.add_argument("--export", default=None, help="also write the model here as fp32.pt + fp32.onnx (a folder)")
+    p.add_argument(
+        "--export", default=None, help="also write the model here as fp32.pt + fp32.onnx (a folder)"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -55,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result["checkpoint"], dest / "fp32.pt")
         model, _ = load_fp32_model(dest / "fp32.pt")
-        export_onnx(model, dest / "fp32.onnx", metadata={"task": cfg.task, "preset": cfg.preset, "precision": "fp32"})
+        export_onnx(
+            model, dest / "fp32.onnx", metadata={"task": cfg.task, "preset": cfg.preset, "precision": "fp32"}
+        )
         print(f"exported: {dest / 'fp32.pt'}, {dest / 'fp32.onnx'}")
     return 0

@@ -58,7 +58,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt / foreign files
-        raise ModelFileError(f"{path} is not a readable qdr checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise ModelFileError(
+            f"{path} is not a readable qdr checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a qdr checkpoint (missing format={FORMAT!r})")
     if payload.get("version") != VERSION:

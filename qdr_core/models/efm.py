@@ -91,7 +91,9 @@ class EFM(nn.Module):
         # context) and moves all further work to 1/2 resolution.
         self.stem = nn.Conv2d(3, c, 4, stride=2, padding=1)
         self.stem_act = nn.ReLU()
-        self.encoder = nn.Sequential(*[ResidualBlock(c, cfg.ldg, cfg.gate_channels) for _ in range(cfg.enc_blocks)])
+        self.encoder = nn.Sequential(
+            *[ResidualBlock(c, cfg.ldg, cfg.gate_channels) for _ in range(cfg.enc_blocks)]
+        )
         self.down = nn.Conv2d(c, c2, 3, stride=2, padding=1)
         self.down_act = nn.ReLU()
         self.bottleneck = nn.Sequential(

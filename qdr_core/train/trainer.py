@@ -86,7 +86,9 @@ def _dist_info() -> tuple[int, int]:
 
 def _training_data(cfg: TrainConfig, rank: int):
     if cfg.input_dir or cfg.target_dir:
-        return PairedFolderPairs(PairedFolder(cfg.input_dir, cfg.target_dir), cfg.patch, cfg.seed + 7919 * rank)
+        return PairedFolderPairs(
+            PairedFolder(cfg.input_dir, cfg.target_dir), cfg.patch, cfg.seed + 7919 * rank
+        )
     images = [p.load() for p in photos("train")]
     return SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank)
 
@@ -95,7 +97,10 @@ def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarra
     if cfg.input_dir or cfg.target_dir:
         folder = PairedFolder(cfg.input_dir, cfg.target_dir)
         picked = [folder[i] for i in range(min(cfg.val_images, len(folder)))]
-        return [(folder.names[i], center_crop(d, cfg.val_size), center_crop(c, cfg.val_size)) for i, (d, c) in enumerate(picked)]
+        return [
+            (folder.names[i], center_crop(d, cfg.val_size), center_crop(c, cfg.val_size))
+            for i, (d, c) in enumerate(picked)
+        ]
     eval_photos = photos("eval")[: cfg.val_images]
     clean = [center_crop(p.load(), cfg.val_size) for p in eval_photos]
     return fixed_eval_pairs(cfg.task, clean, VAL_SEED, [p.name for p in eval_photos])
@@ -132,7 +137,9 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
 
     model = build_model(preset_config(cfg.preset, ldg=cfg.ldg)).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, cfg))
     start, history = 0, []
     if resume and (out / "last.pt").exists():
@@ -149,8 +156,12 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     meta = {"task": cfg.task, "preset": cfg.preset, "config": json.dumps(cfg.to_dict())}
 
     def save_state(step: int) -> None:
-        extra = {"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "history": json.dumps(history)}
+        extra = {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "history": json.dumps(history),
+        }
         save_checkpoint(out / "last.pt", model_payload(model, "fp32", {**meta, **extra}))
 
     bar = None
@@ -171,8 +182,14 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if done % 25 == 0 or done == cfg.iters:
-                history.append({"step": done, "loss": float(np.mean(running)), "lr": scheduler.get_last_lr()[0],
-                                "seconds": time.time() - t0})
+                history.append(
+                    {
+                        "step": done,
+                        "loss": float(np.mean(running)),
+                        "lr": scheduler.get_last_lr()[0],
+                        "seconds": time.time() - t0,
+                    }
+                )
                 running = []
             if done % cfg.val_every == 0 or done == cfg.iters:
                 scores = evaluate_model(model, val_pairs)

@@ -1,0 +1,1 @@
+"""Data: clean-photo sources, degradation synthesis, training and evaluation datasets."""

@@ -1,0 +1,147 @@
+"""Training and evaluation pairs (degraded, clean) as float32 RGB arrays in [0, 1].
+
+``SyntheticPairs`` degrades random crops of clean photos on the fly (a new degradation every
+sample); ``PairedFolder`` reads LOL / RESIDE / Rain100 / SIDD-style input + target folders;
+``fixed_eval_pairs`` builds a seeded, order-independent evaluation set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from qdr_core.data.degrade import check_task, degrade, eval_rng
+from qdr_core.data.imageio import list_images, read_rgb
+from qdr_core.errors import DataError
+
+
+def random_crop_flip(images: Sequence[np.ndarray], patch: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random ``patch`` x ``patch`` crop, flip and 90-degree turn of every image given."""
+    h, w = images[0].shape[:2]
+    if h < patch or w < patch:
+        pad = ((0, max(0, patch - h)), (0, max(0, patch - w)), (0, 0))
+        images = [np.pad(im, pad, mode="reflect") for im in images]
+        h, w = images[0].shape[:2]
+    y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+    flip, turns = bool(rng.integers(2)), int(rng.integers(4))
+    out = []
+    for im in images:
+        crop = im[y : y + patch, x : x + patch]
+        if flip:
+            crop = crop[:, ::-1]
+        out.append(np.ascontiguousarray(np.rot90(crop, turns)))
+    return out
+
+
+class SyntheticPairs:
+    """Endless (degraded, clean) training crops from clean photos.
+
+    Args:
+        task: degradation to synthesise.
+        images: clean float32 RGB images.
+        patch: crop size (a multiple of the model's size multiple).
+        seed: seeds the crop / degradation stream; sample ``i`` is reproducible.
+    """
+
+    def __init__(self, task: str, images: Sequence[np.ndarray], patch: int = 96, seed: int = 0) -> None:
+        if not images:
+            raise DataError("SyntheticPairs needs at least one clean image")
+        self.task = check_task(task)
+        self.images = list(images)
+        self.patch = patch
+        self.seed = seed
+        # Sample big photos more often: every pixel is equally likely to be in a crop.
+        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], np.float64)
+        self.weights = areas / areas.sum()
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, index])
+        clean = self.images[int(rng.choice(len(self.images), p=self.weights))]
+        (crop,) = random_crop_flip([clean], self.patch, rng)
+        return degrade(self.task, crop, rng, split="train"), crop
+
+    def batch(self, index: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index`` as NCHW float32 arrays (degraded, clean)."""
+        pairs = [self.sample(index * batch_size + k) for k in range(batch_size)]
+        degraded = np.stack([p[0] for p in pairs]).transpose(0, 3, 1, 2)
+        clean = np.stack([p[1] for p in pairs]).transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(degraded), np.ascontiguousarray(clean)
+
+
+class PairedFolder:
+    """Pairs from an input folder and a target folder whose files match by name (stem).
+
+    Raises ``DataError`` naming the problem: a missing or empty folder, names without a partner,
+    an unreadable image, or a pair whose sizes differ.
+    """
+
+    def __init__(self, input_dir: str | os.PathLike, target_dir: str | os.PathLike) -> None:
+        inputs = {p.stem: p for p in list_images(input_dir)}
+        targets = {p.stem: p for p in list_images(target_dir)}
+        only_in, only_tg = sorted(set(inputs) - set(targets)), sorted(set(targets) - set(inputs))
+        if only_in or only_tg:
+            raise DataError(
+                f"input and target names do not match: {len(only_in)} only in {input_dir} "
+                f"(e.g. {only_in[:3]}), {len(only_tg)} only in {target_dir} (e.g. {only_tg[:3]})"
+            )
+        self.names = sorted(inputs)
+        self.inputs = [inputs[n] for n in self.names]
+        self.targets = [targets[n] for n in self.names]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        degraded, clean = read_rgb(self.inputs[i]), read_rgb(self.targets[i])
+        if degraded.shape != clean.shape:
+            raise DataError(
+                f"pair {self.names[i]!r}: input {degraded.shape} and target {clean.shape} differ in size"
+            )
+        return degraded, clean
+
+
+class PairedFolderPairs:
+    """Random training crops from a ``PairedFolder`` (real paired data instead of synthesis)."""
+
+    def __init__(self, folder: PairedFolder, patch: int = 96, seed: int = 0) -> None:
+        self.pairs = [folder[i] for i in range(len(folder))]
+        self.patch = patch
+        self.seed = seed
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, index])
+        degraded, clean = self.pairs[int(rng.integers(len(self.pairs)))]
+        d, c = random_crop_flip([degraded, clean], self.patch, rng)
+        return d, c
+
+    batch = SyntheticPairs.batch
+
+
+def fixed_eval_pairs(
+    task: str, images: Sequence[np.ndarray], seed: int, names: Sequence[str] | None = None
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, degraded, clean) for each image, degraded with eval severities from ``(seed, index)``."""
+    names = list(names) if names is not None else [f"{i:04d}" for i in range(len(images))]
+    return [
+        (n, degrade(task, im, eval_rng(seed, i), split="eval"), im)
+        for i, (n, im) in enumerate(zip(names, images))
+    ]
+
+
+def load_folder_images(
+    folder: str | os.PathLike, max_side: int | None = None
+) -> tuple[list[str], list[np.ndarray]]:
+    files = list_images(folder)
+    return [p.name for p in files], [read_rgb(p, max_side=max_side) for p in files]
+
+
+__all__ = [
+    "PairedFolder",
+    "PairedFolderPairs",
+    "SyntheticPairs",
+    "fixed_eval_pairs",
+    "load_folder_images",
+    "random_crop_flip",
+]

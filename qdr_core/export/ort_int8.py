@@ -1,0 +1,159 @@
+"""onnxruntime CPU export: an INT8 QDQ model whose convs fuse into QLinearConv (U8 activations,
+S8 per-channel weights) and run real int8 kernels (VNNI on x86).
+
+Built from the QAT weights with the QAT-learned ranges carried over: the FP32 graph of the clipped
+QAT weights goes through ``onnxruntime.quantization.quantize_static`` with ``TensorQuantOverrides``
+that pin every tensor the QAT model quantized to its learned step size, and every weight to its
+learned per-channel scale. Tensors the TensorRT-style model keeps in float but onnxruntime needs
+quantized for its fusions (conv outputs before the LDG Mul, the gate, the up-sampling) take
+calibrated ranges from a few images.
+
+Symmetric INT8 ``[-128 s, 127 s]`` maps onto U8 as zero-point 128 with the same step; a tensor that
+is never negative (a ReLU output, the input image) keeps the learned clip ``127 s`` and spends all
+256 levels on ``[0, 127 s]`` (zero-point 0), which also lets onnxruntime drop the ReLU into the conv.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from qdr_core.errors import ModelFileError
+from qdr_core.export.quant_points import export_float_graph, quant_plan
+from qdr_core.models.efm import EFM
+
+CPU_OPSET = 17
+INT8_KERNELS = ("QLinearConv", "ConvInteger", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "MatMulInteger")
+
+
+class _Reader:
+    """``CalibrationDataReader`` over NCHW float32 batches."""
+
+    def __init__(self, batches: Iterable[np.ndarray]) -> None:
+        self._it = iter([{"input": np.ascontiguousarray(b, np.float32)} for b in batches])
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self) -> None:  # pragma: no cover - quantize_static reads once
+        pass
+
+
+def tensor_overrides(qat: EFM, graph: onnx.GraphProto) -> dict[str, list[dict]]:
+    """onnxruntime ``TensorQuantOverrides`` that carry the QAT ranges onto U8 / S8."""
+    from onnxruntime.quantization import QuantType
+
+    plan = quant_plan(qat, graph)
+    producer = {out: n for n in graph.node for out in n.output}
+    overrides: dict[str, list[dict]] = {}
+    for point in plan.activations:
+        node = producer.get(point.tensor)
+        non_negative = point.tensor == "input" or (node is not None and node.op_type == "Relu")
+        if non_negative:
+            scale, zero_point = point.scale * 127.0 / 255.0, 0
+        else:
+            scale, zero_point = point.scale, 128
+        overrides[point.tensor] = [
+            {
+                "quant_type": QuantType.QUInt8,
+                "scale": np.array(scale, np.float32),
+                "zero_point": np.array(zero_point, np.uint8),
+            }
+        ]
+    for w in plan.weights:
+        overrides[w.initializer] = [
+            {
+                "axis": 0,
+                "quant_type": QuantType.QInt8,
+                "scale": np.array(s, np.float32),
+                "zero_point": np.array(0, np.int8),
+            }
+            for s in w.scales
+        ]
+    return overrides
+
+
+def export_ort_int8(
+    qat: EFM,
+    path: str | os.PathLike,
+    calibration: Iterable[np.ndarray],
+    metadata: dict[str, str] | None = None,
+    opset: int = CPU_OPSET,
+) -> Path:
+    """Write the onnxruntime INT8 model of ``qat`` to ``path``.
+
+    Args:
+        qat: the fake-quant model.
+        calibration: NCHW float32 batches for the ranges QAT did not learn.
+        metadata: extra ``metadata_props``.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    proto, _ = export_float_graph(qat, opset)
+    overrides = tensor_overrides(qat, proto.graph)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        onnx.save(proto, str(fp32))
+        quantize_static(
+            str(fp32),
+            str(path),
+            _Reader(calibration),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={
+                "TensorQuantOverrides": overrides,
+                "WeightSymmetric": True,
+                "ActivationSymmetric": False,
+                # Keep the learned weight scales even where the int32 bias scale is tiny.
+                "QDQDisableWeightAdjustForInt32Bias": True,
+            },
+        )
+    model = onnx.load(str(path))
+    meta = {
+        "precision": "int8",
+        "quantization": "qdq-onnxruntime-u8s8",
+        "size_multiple": "4",
+        **(metadata or {}),
+    }
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(model, str(path))
+    return path
+
+
+def optimized_op_counts(path: str | os.PathLike, threads: int = 1) -> dict[str, int]:
+    """Op types of the graph onnxruntime actually runs (after its QDQ fusions), with counts."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "optimized.onnx"
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(out)
+        opts.intra_op_num_threads = threads
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        graph = onnx.load(str(out)).graph
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def assert_int8_kernels(path: str | os.PathLike) -> dict[str, int]:
+    """Raise unless every Conv of the optimized graph runs as an int8 kernel."""
+    counts = optimized_op_counts(path)
+    if counts.get("QLinearConv", 0) == 0 or counts.get("Conv", 0) or counts.get("FusedConv", 0):
+        raise ModelFileError(f"{path}: onnxruntime does not run all convs in int8 (optimized ops: {counts})")
+    return counts

@@ -1,0 +1,146 @@
+"""Checks a QDQ ONNX against the TensorRT explicit-quantization rules this project targets.
+
+Rules (TensorRT 10 "explicit quantization", restricted to what an EFM needs):
+
+* opset 17..20, and only QuantizeLinear / DequantizeLinear / Conv / Relu / Add / Mul / Sigmoid /
+  DepthToSpace / Resize nodes;
+* every Q/DQ: constant float32 scales > 0, a constant INT8 zero-point that is all zeros (symmetric);
+* activations per-tensor (scalar scale); Conv weights per-channel on axis 0 (one scale per output
+  channel), from a constant weight;
+* every Conv's data input and weight, and both inputs of every Add, come from a DequantizeLinear;
+* a QuantizeLinear feeds only DequantizeLinear nodes with the same scale and zero-point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from qdr_core.errors import ModelFileError
+
+ALLOWED_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "Conv",
+    "Relu",
+    "Add",
+    "Mul",
+    "Sigmoid",
+    "DepthToSpace",
+    "Resize",
+}
+OPSET_RANGE = (17, 20)
+
+
+def _attr(node: onnx.NodeProto, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def check_trt_rules(model: onnx.ModelProto) -> list[str]:
+    """All rule violations of ``model`` (empty = it follows the rules)."""
+    errors: list[str] = []
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
+        errors.append(f"opset {opset} outside {OPSET_RANGE[0]}..{OPSET_RANGE[1]}")
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    producer = {out: n for n in graph.node for out in n.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for name in n.input:
+            consumers.setdefault(name, []).append(n)
+
+    for node in graph.node:
+        if node.op_type not in ALLOWED_OPS or node.domain not in ("", "ai.onnx"):
+            errors.append(
+                f"{node.name}: op {node.domain + '.' if node.domain else ''}{node.op_type} not allowed"
+            )
+
+    def qparams(node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | None:
+        if len(node.input) < 3 or node.input[1] not in inits or node.input[2] not in inits:
+            errors.append(f"{node.name}: scale and zero-point must be constant initializers")
+            return None
+        scale, zp = inits[node.input[1]], inits[node.input[2]]
+        if scale.dtype != np.float32 or not np.all(scale > 0) or not np.all(np.isfinite(scale)):
+            errors.append(f"{node.name}: scales must be finite float32 > 0")
+        if zp.dtype != np.int8:
+            errors.append(f"{node.name}: zero-point dtype {zp.dtype} is not int8")
+        elif np.any(zp != 0):
+            errors.append(f"{node.name}: zero-point is not 0 (TensorRT is symmetric)")
+        if zp.shape != scale.shape:
+            errors.append(f"{node.name}: zero-point shape {zp.shape} != scale shape {scale.shape}")
+        return scale, zp
+
+    for node in graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        params = qparams(node)
+        if node.op_type == "QuantizeLinear":
+            for user in consumers.get(node.output[0], []):
+                if user.op_type != "DequantizeLinear":
+                    errors.append(
+                        f"{node.name}: Q output feeds {user.op_type} {user.name}, not a DequantizeLinear"
+                    )
+                elif params is not None and (
+                    user.input[1:3] != node.input[1:3] and not all(
+                        u in inits and n in inits and np.array_equal(inits[u], inits[n])
+                        for u, n in zip(user.input[1:3], node.input[1:3])
+                    )
+                ):  # fmt: skip
+                    errors.append(f"{node.name}: Q and its DQ {user.name} use different scale / zero-point")
+
+    def dq_source(tensor: str) -> onnx.NodeProto | None:
+        node = producer.get(tensor)
+        return node if node is not None and node.op_type == "DequantizeLinear" else None
+
+    for node in graph.node:
+        if node.op_type == "Conv":
+            if dq_source(node.input[0]) is None:
+                errors.append(
+                    f"{node.name}: Conv input {node.input[0]} is not quantized (no DequantizeLinear)"
+                )
+            wdq = dq_source(node.input[1])
+            if wdq is None:
+                errors.append(f"{node.name}: Conv weight {node.input[1]} is not quantized")
+                continue
+            q = producer.get(wdq.input[0])
+            weight_name = q.input[0] if q is not None and q.op_type == "QuantizeLinear" else wdq.input[0]
+            if weight_name not in inits:
+                errors.append(f"{node.name}: Conv weight is not a constant initializer")
+                continue
+            out_ch = inits[weight_name].shape[0]
+            for qnode in (wdq, q) if q is not None else (wdq,):
+                scale = inits.get(qnode.input[1])
+                if scale is None:
+                    continue
+                if _attr(qnode, "axis", 1) != 0 or scale.ndim != 1 or scale.shape[0] != out_ch:
+                    errors.append(
+                        f"{qnode.name}: weight of {node.name} must be per-channel on axis 0 "
+                        f"({out_ch} scales), got axis={_attr(qnode, 'axis', 1)} scale shape {scale.shape}"
+                    )
+        elif node.op_type == "Add":
+            for name in node.input:
+                if dq_source(name) is None:
+                    errors.append(f"{node.name}: residual Add input {name} is not quantized")
+        elif node.op_type == "DequantizeLinear":
+            src = producer.get(node.input[0])
+            is_weight = src is not None and src.op_type == "QuantizeLinear" and src.input[0] in inits
+            is_weight = is_weight or node.input[0] in inits
+            scale = inits.get(node.input[1])
+            if not is_weight and scale is not None and scale.size != 1:
+                errors.append(f"{node.name}: activation scale must be per-tensor, got shape {scale.shape}")
+    return errors
+
+
+def assert_trt_rules(model: onnx.ModelProto | str) -> None:
+    """Raise ``ModelFileError`` listing the violations, if any."""
+    proto = onnx.load(model) if isinstance(model, str) else model
+    errors = check_trt_rules(proto)
+    if errors:
+        shown = "\n  ".join(errors[:20])
+        more = f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise ModelFileError(f"QDQ model breaks {len(errors)} TensorRT rule(s):\n  {shown}{more}")

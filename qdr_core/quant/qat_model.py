@@ -1,0 +1,31 @@
+"""QAT checkpoints: build, save and load a fake-quant EFM.
+
+A QAT checkpoint has the FP32 layout (``kind: "qat"``, ``model``: the EFMConfig, ``state_dict``,
+``meta``); its state dict is the FP32 one plus the quantizer step sizes. Loading rebuilds the EFM,
+swaps in the quantized layers (deterministic) and loads the tensors; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qdr_core.errors import ModelFileError
+from qdr_core.models.checkpoint import model_payload
+from qdr_core.models.efm import EFM, EFMConfig
+from qdr_core.quant.convert import quantize_model
+
+
+def qat_payload(model: EFM, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    return model_payload(model, "qat", meta)
+
+
+def load_qat_model(payload: dict[str, Any], source: str = "<payload>") -> EFM:
+    """The fake-quant EFM stored in a ``kind: "qat"`` checkpoint payload, in eval mode."""
+    if payload.get("kind") != "qat":
+        raise ModelFileError(f"{source}: expected a QAT checkpoint, got kind {payload.get('kind')!r}")
+    try:
+        model = quantize_model(EFM(EFMConfig.from_dict(payload["model"])))
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:
+        raise ModelFileError(f"{source}: QAT weights do not match the stored architecture ({exc})") from exc
+    return model.eval()

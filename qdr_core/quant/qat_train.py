@@ -1,0 +1,304 @@
+"""QDR training: QAT of a self-distilled student with DFD and LMR.
+
+Order of one run: load the frozen FP32 teacher; student = fake-quant copy of the student init (the
+teacher itself by default: FP32 self-distillation); calibrate (PTQ; a ``ptq`` run stops here); then
+``iters`` steps of ``L = balance(rec, kd)``; save ``qat.pt``, the history and its plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qdr_core.data.datasets import SyntheticPairs, fixed_eval_pairs
+from qdr_core.data.sources import photos
+from qdr_core.distill import (
+    DecoderFreeDistillation,
+    FeatureKD,
+    OutputKD,
+    ProjectionAdapter,
+    build_balancer,
+    check_kd_mode,
+)
+from qdr_core.distill.losses import FEATURE_OF_MODE
+from qdr_core.errors import ConfigError
+from qdr_core.models.checkpoint import load_fp32_model, save_checkpoint
+from qdr_core.models.efm import EFM
+from qdr_core.quant.calibrate import calibrate
+from qdr_core.quant.convert import quantize_model
+from qdr_core.quant.qat_model import qat_payload
+from qdr_core.train.losses import ReconstructionLoss
+from qdr_core.train.trainer import VAL_SEED, center_crop, evaluate_model
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Args:
+    task: lowlight | haze | rain | noise.
+    teacher: FP32 checkpoint of the frozen teacher.
+    student_init: FP32 checkpoint the student starts from (default: the teacher = self-distillation).
+    out: the QAT checkpoint to write.
+    kd: none | output | decoder | dfd.
+    balance: fixed | lmr.
+    kd_weight: the distillation weight under ``fixed``.
+    kd_distance: l1 | mse.
+    ptq: calibrate only (no training).
+    iters / batch_size / patch: QAT schedule.
+    lr / lmr_lr: AdamW learning rate of weights and step sizes; Adam rate of the LMR magnitudes.
+    calib_batches: calibration batches (of ``batch_size``).
+    act_method / weight_method: calibration method of activation / weight scales.
+    val_every / val_images / val_size: validation of the fake-quant model (0 = only at the end).
+    log_every: cadence of history entries (losses, LMR weights, per-loss gradient norms).
+    seed / threads: seeding and torch intra-op threads (0 = default).
+    """
+
+    task: str = "lowlight"
+    teacher: str = "models/lowlight/fp32.pt"
+    student_init: str | None = None
+    out: str = "models/lowlight/qat.pt"
+    kd: str = "dfd"
+    balance: str = "lmr"
+    kd_weight: float = 1.0
+    kd_distance: str = "l1"
+    ptq: bool = False
+    iters: int = 300
+    batch_size: int = 8
+    patch: int = 96
+    lr: float = 1e-4
+    lmr_lr: float = 1e-2
+    calib_batches: int = 8
+    act_method: str = "mse"
+    weight_method: str = "max"
+    val_every: int = 0
+    val_images: int = 4
+    val_size: int = 256
+    log_every: int = 25
+    seed: int = 0
+    threads: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_kd_loss(mode: str, distance: str, student: EFM, teacher: EFM) -> nn.Module | None:
+    """The distillation loss of ``mode``, with a projection adapter when widths differ."""
+    check_kd_mode(mode)
+    if mode == "none":
+        return None
+    if mode == "output":
+        return OutputKD(distance)
+    # Bottleneck has 2*width channels, decoder features width channels.
+    factor = 2 if mode == "dfd" else 1
+    s_ch, t_ch = factor * student.cfg.width, factor * teacher.cfg.width
+    adapter = ProjectionAdapter(s_ch, t_ch) if s_ch != t_ch else None
+    if mode == "dfd":
+        return DecoderFreeDistillation(distance, adapter)
+    return FeatureKD(FEATURE_OF_MODE[mode], distance, adapter)
+
+
+def kd_term(kd_loss: nn.Module, mode: str, s_out, s_feat, t_out, t_feat) -> torch.Tensor:
+    return kd_loss(s_out, t_out) if mode == "output" else kd_loss(s_feat, t_feat)
+
+
+def grad_norm(loss: torch.Tensor, params: list[nn.Parameter]) -> float:
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return float(torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None)))
+
+
+def qat_step(
+    student: EFM,
+    teacher: EFM | None,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    rec_loss: nn.Module,
+    kd_loss: nn.Module | None,
+    kd_mode: str,
+    balancer: nn.Module,
+    measure_grads: bool = False,
+    grad_clip: float = 1.0,
+) -> dict[str, float]:
+    """One QAT step; returns floats (losses, balance weights, optionally per-loss gradient norms)."""
+    student.train()
+    degraded, clean = batch
+    optimizer.zero_grad(set_to_none=True)
+    s_out, s_feat = student(degraded, return_features=True)
+    losses = {"rec": rec_loss(s_out, clean)}
+    if kd_loss is not None:
+        with torch.no_grad():
+            t_out, t_feat = teacher(degraded, return_features=True)
+        losses["kd"] = kd_term(kd_loss, kd_mode, s_out, s_feat, t_out, t_feat)
+    total, weights = balancer(losses)
+    logs = {"loss": float(total.detach()), **{f"loss_{k}": float(v.detach()) for k, v in losses.items()}}
+    logs.update({f"w_{k}": v for k, v in weights.items()})
+    if measure_grads:
+        params = [p for p in student.parameters() if p.requires_grad]
+        for k, v in losses.items():
+            logs[f"gnorm_{k}"] = grad_norm(v, params)
+    total.backward()
+    logs["grad_norm"] = float(
+        nn.utils.clip_grad_norm_(student.parameters(), grad_clip if grad_clip > 0 else math.inf)
+    )
+    optimizer.step()
+    return logs
+
+
+def plot_qat_history(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [h for h in history if "loss_rec" in h]
+    if not rows:
+        return
+    steps = [h["step"] for h in rows]
+    names = [k[5:] for k in rows[0] if k.startswith("loss_")]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.5))
+    for n in names:
+        axes[0].plot(steps, [h[f"loss_{n}"] for h in rows], label=n)
+        axes[1].plot(steps, [h.get(f"w_{n}", 1.0) for h in rows], label=f"w_{n}")
+        if f"gnorm_{n}" in rows[0]:
+            axes[2].plot(
+                steps, [h[f"gnorm_{n}"] * h.get(f"w_{n}", 1.0) for h in rows], label=f"{n} (weighted)"
+            )
+            axes[2].plot(steps, [h[f"gnorm_{n}"] for h in rows], ls="--", label=f"{n} (raw)")
+    axes[0].set(xlabel="step", ylabel="loss", yscale="log", title="losses")
+    axes[1].set(xlabel="step", ylabel="weight", yscale="log", title="balance weights")
+    axes[2].set(xlabel="step", ylabel="||grad||", yscale="log", title="per-loss gradient norm")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def validation_pairs(task: str, count: int, size: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    eval_photos = photos("eval")[:count]
+    clean = [center_crop(p.load(), size) for p in eval_photos]
+    return fixed_eval_pairs(task, clean, VAL_SEED, [p.name for p in eval_photos])
+
+
+def fit_qat(
+    cfg: QATConfig, progress: bool = True, train_images: list[np.ndarray] | None = None
+) -> dict[str, Any]:
+    """Run PTQ or QAT per ``cfg``; writes ``cfg.out`` (+ ``.history.json`` / ``.curves.png`` beside it)."""
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    teacher, _ = load_fp32_model(cfg.teacher)
+    teacher.requires_grad_(False)
+    init_path = cfg.student_init or cfg.teacher
+    student_fp32, init_payload = load_fp32_model(init_path)
+    student = quantize_model(student_fp32, cfg.act_method, cfg.weight_method)
+    images = train_images if train_images is not None else [p.load() for p in photos("train")]
+    calib_data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 202)
+    t0 = time.time()
+    calibrate(
+        student, (torch.from_numpy(calib_data.batch(i, cfg.batch_size)[0]) for i in range(cfg.calib_batches))
+    )
+    calib_seconds = time.time() - t0
+    meta = {
+        "task": cfg.task,
+        "teacher": cfg.teacher,
+        "student_init": init_path,
+        "preset": init_payload.get("meta", {}).get("preset", ""),
+        "config": json.dumps(cfg.to_dict()),
+        "git_commit": git_commit(),
+        "method": "ptq" if cfg.ptq else f"qat kd={cfg.kd} balance={cfg.balance}",
+    }
+    out = Path(cfg.out)
+    history: list[dict[str, Any]] = [{"step": 0, "calib_seconds": calib_seconds}]
+    if cfg.ptq:
+        save_checkpoint(out, qat_payload(student.eval(), {**meta, "step": 0}))
+        return {"checkpoint": str(out), "history": history, "model": student}
+
+    kd_loss = build_kd_loss(cfg.kd, cfg.kd_distance, student, teacher)
+    names = ("rec",) if kd_loss is None else ("rec", "kd")
+    balancer = build_balancer(cfg.balance, names, cfg.kd_weight)
+    params = list(student.parameters()) + (list(kd_loss.parameters()) if kd_loss is not None else [])
+    groups = [{"params": params, "lr": cfg.lr, "weight_decay": 0.0}]
+    if list(balancer.parameters()):
+        groups.append({"params": list(balancer.parameters()), "lr": cfg.lmr_lr, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99))
+    base_lrs = [g["lr"] for g in groups]
+    rec_loss = ReconstructionLoss("charbonnier")
+    data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 101)
+    val = validation_pairs(cfg.task, cfg.val_images, cfg.val_size) if cfg.val_every >= 0 else []
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=cfg.iters, desc=f"qat {cfg.task} kd={cfg.kd} {cfg.balance}", unit="it", dynamic_ncols=True
+        )
+    running: list[dict[str, float]] = []
+    t0 = time.time()
+    for step in range(cfg.iters):
+        # Cosine decay of the weights' rate; LMR magnitudes keep a constant rate.
+        factor = 0.5 * (1 + math.cos(math.pi * step / max(1, cfg.iters)))
+        optimizer.param_groups[0]["lr"] = base_lrs[0] * (0.01 + 0.99 * factor)
+        degraded, clean = data.batch(step, cfg.batch_size)
+        done = step + 1
+        measure = done % cfg.log_every == 0 or done == cfg.iters or step == 0
+        logs = qat_step(
+            student, teacher, (torch.from_numpy(degraded), torch.from_numpy(clean)), optimizer, rec_loss,
+            kd_loss, cfg.kd, balancer, measure_grads=measure,
+        )  # fmt: skip
+        running.append(logs)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(rec=f"{logs['loss_rec']:.4f}", kd=f"{logs.get('loss_kd', 0):.4f}")
+        if measure:
+            entry = {"step": done, "seconds": time.time() - t0}
+            for key in logs:
+                if key.startswith(("loss", "grad_norm")):
+                    entry[key] = float(np.mean([r[key] for r in running if key in r]))
+                else:
+                    entry[key] = logs[key]
+            history.append(entry)
+            running = []
+        if val and ((cfg.val_every > 0 and done % cfg.val_every == 0) or done == cfg.iters):
+            scores = evaluate_model(student, val)
+            history.append({"step": done, **scores})
+            if bar is not None:
+                bar.write(
+                    f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB"
+                )
+    if bar is not None:
+        bar.close()
+    student.eval()
+    meta["step"] = cfg.iters
+    meta["train_seconds"] = round(time.time() - t0, 1)
+    save_checkpoint(out, qat_payload(student, meta))
+    out.with_suffix(".history.json").write_text(json.dumps(history, indent=1))
+    plot_qat_history(history, out.with_suffix(".curves.png"))
+    return {"checkpoint": str(out), "history": history, "model": student}
+
+
+def check_config(cfg: QATConfig) -> QATConfig:
+    check_kd_mode(cfg.kd)
+    if cfg.balance not in ("fixed", "lmr"):
+        raise ConfigError(f"unknown --balance {cfg.balance!r}; choose fixed or lmr")
+    if cfg.patch % 4:
+        raise ConfigError(f"--patch must be a multiple of 4, got {cfg.patch}")
+    return cfg

@@ -69,7 +69,7 @@ def pick_indices(count: int, k: int) -> list[int]:
     """``k`` frame indices spread evenly over ``count`` frames (for the report's grid)."""
     if count <= 0 or k <= 0:
         return []
-    return sorted({int(round(x)) for x in np.linspace(0, count - 1, min(k, count))})
+    return sorted({round(x) for x in np.linspace(0, count - 1, min(k, count))})
 
 
 def to_u8(image: np.ndarray) -> np.ndarray:
@@ -87,7 +87,13 @@ class FrameScorer:
         self.detections: dict[str, list] = {"clean": [], "degraded": [], "restored": []}
 
     def add(
-        self, index: int, stamp: int, degraded: np.ndarray, restored: np.ndarray, clean: np.ndarray | None, **extra: Any
+        self,
+        index: int,
+        stamp: int,
+        degraded: np.ndarray,
+        restored: np.ndarray,
+        clean: np.ndarray | None,
+        **extra: Any,
     ) -> dict[str, Any]:
         row: dict[str, Any] = {"index": index, "stamp_ns": stamp, **extra}
         if clean is not None:
@@ -157,7 +163,10 @@ class FrameScorer:
 
 
 def pair_by_stamp(
-    reader: BagReader, input_topic: str, clean_topic: str | None, on_pair: Callable[[BagImage, BagImage | None], None]
+    reader: BagReader,
+    input_topic: str,
+    clean_topic: str | None,
+    on_pair: Callable[[BagImage, BagImage | None], None],
 ) -> tuple[int, int]:
     """Call ``on_pair(input, clean)`` for each input frame, in log-time order, with the clean frame
     of the same stamp (None without a clean topic). Returns (pairs, input frames with no partner)."""
@@ -243,15 +252,19 @@ def evaluate_bag_offline(
             infer_s.append(elapsed)
             if writer is not None:
                 encoding = output_encoding_for(image.encoding)
-                writer.write(RESTORED_TOPIC, image_message(restored, encoding, image.stamp_ns, image.frame_id), image.log_ns)
+                writer.write(
+                    RESTORED_TOPIC,
+                    image_message(restored, encoding, image.stamp_ns, image.frame_id),
+                    image.log_ns,
+                )
             scorer.add(index, image.stamp_ns, degraded, restored, reference, infer_ms=1000 * elapsed)
             index += 1
 
         try:
             try:
-                pairs, unmatched = pair_by_stamp(reader, inp, clean, on_pair)
+                _, unmatched = pair_by_stamp(reader, inp, clean, on_pair)
             except _Done:
-                pairs, unmatched = index, 0
+                unmatched = 0
             if writer is not None and reader.has_topic(INFO_TOPIC):
                 for topic, msgtype, log_ns, raw in reader.raw_messages([INFO_TOPIC]):
                     if msgtype == INFO_TYPE:

@@ -109,7 +109,9 @@ def camera_info_message(width: int, height: int, stamp: int, frame_id: str) -> A
         p=np.array([f, 0, cx, 0, 0, f, cy, 0, 0, 0, 1, 0], np.float64),
         binning_x=0,
         binning_y=0,
-        roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False),
+        roi=types["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        ),
     )
 
 
@@ -175,7 +177,9 @@ class BagReader:
             self._reader = Reader(self.path)
             self._reader.open()
         except Exception as exc:  # rosbags raises ReaderError, sqlite3 and mcap errors
-            raise DataError(f"cannot open bag {self.path} (corrupt or truncated?): {type(exc).__name__}: {exc}") from exc
+            raise DataError(
+                f"cannot open bag {self.path} (corrupt or truncated?): {type(exc).__name__}: {exc}"
+            ) from exc
 
     def topics(self) -> dict[str, tuple[str, int]]:
         """topic -> (message type, message count from the bag's metadata)."""
@@ -260,4 +264,6 @@ def decode_or_error(image: BagImage, bag: Path) -> np.ndarray:
     try:
         return image.rgb()
     except ImageFormatError as exc:
-        raise DataError(f"bag {bag}: frame on {image.topic} at stamp {image.stamp_ns} ns is malformed: {exc}") from exc
+        raise DataError(
+            f"bag {bag}: frame on {image.topic} at stamp {image.stamp_ns} ns is malformed: {exc}"
+        ) from exc

@@ -102,7 +102,16 @@ class _NodeProcess:
     def __init__(self, params: Path, namespace: str, env: dict[str, str], log: Path) -> None:
         self.log = log
         self._handle = log.open("w")
-        cmd = [sys.executable, "-m", "qdr_ros.restore_node", "--ros-args", "--params-file", str(params), "-r", f"__ns:={namespace}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "qdr_ros.restore_node",
+            "--ros-args",
+            "--params-file",
+            str(params),
+            "-r",
+            f"__ns:={namespace}",
+        ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._handle, stderr=subprocess.STDOUT)
 
     def alive(self) -> bool:
@@ -195,13 +204,17 @@ def evaluate_bag_live(
         "ROS_LOG_DIR": str(log_dir / "ros_log"),
     }
     env = {**os.environ, **ros_vars, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_source_root()), os.environ.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(_source_root()), os.environ.get("PYTHONPATH", "")) if p
+    )
     params = log_dir / "params.yaml"
     _write_params(params, model, opts)
 
     saved_env = {k: os.environ.get(k) for k in ros_vars}
     os.environ.update(ros_vars)  # discovery settings are read from the environment at init
-    say(f"starting the qdr_restore node (namespace {namespace}, ROS domain {domain}); log {log_dir / 'node.log'}")
+    say(
+        f"starting the qdr_restore node (namespace {namespace}, ROS domain {domain}); log {log_dir / 'node.log'}"
+    )
     node_proc = _NodeProcess(params, namespace, env, log_dir / "node.log")
     replay = None
     try:
@@ -297,7 +310,10 @@ class _Replay:
         self.diagnostics: dict[str, str] = {}
         self._lock = threading.Lock()
         self.node.create_subscription(
-            Image, "restored/image_raw", self._on_image, QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            Image,
+            "restored/image_raw",
+            self._on_image,
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE),
         )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.change = self.node.create_client(ChangeState, f"{namespace}/qdr_restore/change_state")
@@ -333,7 +349,9 @@ class _Replay:
             time.sleep(0.005)
         return bool(predicate())
 
-    def transition(self, transition_id: int, name: str, node_proc: _NodeProcess, timeout: float = 60.0) -> None:
+    def transition(
+        self, transition_id: int, name: str, node_proc: _NodeProcess, timeout: float = 60.0
+    ) -> None:
         from lifecycle_msgs.msg import Transition
 
         request = self.ChangeState.Request()
@@ -346,7 +364,13 @@ class _Replay:
 
     def _message(self, frame: _Frame) -> tuple[Any, Any | None]:
         img = frame.image
-        msg = self.Image(height=img.height, width=img.width, encoding=img.encoding, is_bigendian=int(img.is_bigendian), step=img.step)
+        msg = self.Image(
+            height=img.height,
+            width=img.width,
+            encoding=img.encoding,
+            is_bigendian=int(img.is_bigendian),
+            step=img.step,
+        )
         msg.header.frame_id = img.frame_id
         data = array.array("B")
         data.frombytes(np.ascontiguousarray(img.data).tobytes())
@@ -354,7 +378,9 @@ class _Replay:
         info = None
         if frame.info is not None:
             src = frame.info
-            info = self.CameraInfo(height=int(src.height), width=int(src.width), distortion_model=src.distortion_model)
+            info = self.CameraInfo(
+                height=int(src.height), width=int(src.width), distortion_model=src.distortion_model
+            )
             info.header.frame_id = img.frame_id
             info.d = [float(v) for v in src.d]
             info.k = [float(v) for v in src.k]
@@ -372,9 +398,13 @@ class _Replay:
         self.image_pub.publish(msg)
         return stamp
 
-    def run(self, frames: list[_Frame], opts: LiveOptions, node_proc: _NodeProcess, say: Callable[[str], None]) -> dict:
+    def run(
+        self, frames: list[_Frame], opts: LiveOptions, node_proc: _NodeProcess, say: Callable[[str], None]
+    ) -> dict:
         if not self.change.wait_for_service(timeout_sec=0.0):
-            ok = self._wait(lambda: self.change.service_is_ready() or not node_proc.alive(), opts.startup_timeout)
+            ok = self._wait(
+                lambda: self.change.service_is_ready() or not node_proc.alive(), opts.startup_timeout
+            )
             if not ok or not node_proc.alive():
                 raise QdrError(
                     f"live replay: the node's lifecycle service did not come up within {opts.startup_timeout:.0f} s; "
@@ -385,9 +415,14 @@ class _Replay:
         self.transition(_ACTIVATE, "activate", node_proc)
         restored_topic = f"{self.namespace}/restored/image_raw"
         if not self._wait(
-            lambda: self.image_pub.get_subscription_count() > 0 and self.node.count_publishers(restored_topic) > 0, 20.0
+            lambda: (
+                self.image_pub.get_subscription_count() > 0 and self.node.count_publishers(restored_topic) > 0
+            ),
+            20.0,
         ):
-            raise QdrError(f"live replay: the node's topics never matched ours; node log:\n{node_proc.tail()}")
+            raise QdrError(
+                f"live replay: the node's topics never matched ours; node log:\n{node_proc.tail()}"
+            )
         messages = [self._message(f) for f in frames]  # built before the clock starts
         for _ in range(opts.warmup):  # first inference at a new frame size is slow; not measured
             stamp = self._publish(*messages[0])
@@ -406,7 +441,9 @@ class _Replay:
             stamp = self._publish(msg, info)
             sent[stamp] = (frame.index, stamp)
             if not node_proc.alive():
-                raise QdrError(f"live replay: the node exited during the replay; node log:\n{node_proc.tail()}")
+                raise QdrError(
+                    f"live replay: the node exited during the replay; node log:\n{node_proc.tail()}"
+                )
         self._wait(lambda: all(s in self.received for s in sent), opts.drain_timeout)
         time.sleep(0.05)
         diagnostics = dict(self.diagnostics)

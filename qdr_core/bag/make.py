@@ -24,7 +24,9 @@ from qdr_core.data.imageio import list_images, read_rgb
 from qdr_core.errors import DataError
 
 
-def frames_from_images(folder: str | os.PathLike, max_frames: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+def frames_from_images(
+    folder: str | os.PathLike, max_frames: int | None = None
+) -> Iterator[tuple[str, np.ndarray]]:
     """(name, float RGB) of the images in ``folder``, sorted by name."""
     files = list_images(folder)
     for path in files[:max_frames] if max_frames else files:
@@ -52,7 +54,10 @@ def frames_from_video(
             if not ok:
                 break
             if index % stride == 0:
-                yield f"frame_{index:05d}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / np.float32(255)
+                yield (
+                    f"frame_{index:05d}",
+                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / np.float32(255),
+                )
                 produced += 1
             index += 1
     finally:
@@ -63,7 +68,9 @@ def frames_from_video(
 
 def quantize(image: np.ndarray) -> np.ndarray:
     """Float RGB -> the float values an 8-bit image message carries (what a reader decodes)."""
-    return (np.clip(image, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8).astype(np.float32) / np.float32(255)
+    return (np.clip(image, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8).astype(
+        np.float32
+    ) / np.float32(255)
 
 
 def make_bag(

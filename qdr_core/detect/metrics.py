@@ -37,10 +37,19 @@ def detection_ap(
         for box in ref.above(reference_score).boxes:
             x, y, w, h = (float(v) for v in box)
             annotations.append(
-                {"id": len(annotations) + 1, "image_id": i, "category_id": 1, "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0}
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": 1,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
             )
         for box, score in zip(pred.boxes, pred.scores):
-            results.append({"image_id": i, "category_id": 1, "bbox": [float(v) for v in box], "score": float(score)})
+            results.append(
+                {"image_id": i, "category_id": 1, "bbox": [float(v) for v in box], "score": float(score)}
+            )
     summary: dict[str, float | int | None] = {"n_reference": len(annotations), "n_predicted": len(results)}
     if not annotations:
         return {**summary, "ap50": None, "recall50": None}
@@ -48,14 +57,20 @@ def detection_ap(
         return {**summary, "ap50": 0.0, "recall50": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         gt = COCO()
-        gt.dataset = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+        gt.dataset = {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "person"}],
+        }
         gt.createIndex()
         dt = gt.loadRes(results)
         ev = COCOeval(gt, dt, iouType="bbox")
         ev.params.iouThrs = np.array([0.5])
         ev.evaluate()
         ev.accumulate()
-    precision = ev.eval["precision"][0, :, 0, 0, -1]  # IoU 0.5, all recall points, person, all areas, 100 dets
+    precision = ev.eval["precision"][
+        0, :, 0, 0, -1
+    ]  # IoU 0.5, all recall points, person, all areas, 100 dets
     valid = precision[precision > -1]
     recall = float(ev.eval["recall"][0, 0, 0, -1])
     return {**summary, "ap50": float(valid.mean()) if valid.size else 0.0, "recall50": max(recall, 0.0)}

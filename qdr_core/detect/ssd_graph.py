@@ -162,7 +162,11 @@ class Node:
             self.attrs[key] = _tensor(value)
 
     def to_message(self) -> Message:
-        msg: Message = {"name": [Quoted(self.name)], "op": [Quoted(self.op)], "input": [Quoted(i) for i in self.inputs]}
+        msg: Message = {
+            "name": [Quoted(self.name)],
+            "op": [Quoted(self.op)],
+            "input": [Quoted(i) for i in self.inputs],
+        }
         msg["attr"] = [{"key": [Quoted(k)], "value": [v]} for k, v in sorted(self.attrs.items())]
         return msg
 
@@ -172,7 +176,11 @@ def _tensor(values: list) -> Message:
         dtype, key = "DT_INT32", "int_val"
     else:
         dtype, key, values = "DT_FLOAT", "float_val", [float(v) for v in values]
-    return {"tensor": [{"dtype": [dtype], "tensor_shape": [{"dim": [{"size": [len(values)]}]}], key: list(values)}]}
+    return {
+        "tensor": [
+            {"dtype": [dtype], "tensor_shape": [{"dim": [{"size": [len(values)]}]}], key: list(values)}
+        ]
+    }
 
 
 def _const(name: str, values: list) -> Node:
@@ -195,7 +203,18 @@ _KEEP_OPS = {
 # The pre-processor's resize loop, the anchor generator and NMS are replaced by OpenCV layers.
 _DROP_PREFIXES = ("MultipleGridAnchorGenerator/", "Concatenate/", "Postprocessor/", "Preprocessor/map")
 # Attributes the importer does not read; dropping them keeps the text graph small.
-_UNUSED_ATTRS = ("T", "Tshape", "N", "Tidx", "Tdim", "use_cudnn_on_gpu", "Index", "Tperm", "is_training", "Tpaddings")
+_UNUSED_ATTRS = (
+    "T",
+    "Tshape",
+    "N",
+    "Tidx",
+    "Tdim",
+    "use_cudnn_on_gpu",
+    "Index",
+    "Tperm",
+    "is_training",
+    "Tpaddings",
+)
 
 
 def _const_shape(node: Node) -> list[int]:
@@ -234,11 +253,15 @@ def _read_nodes(text: str) -> list[Node]:
     nodes = []
     for raw in msg.get("node", []):
         attrs = {str(a["key"][0]): a["value"][0] for a in raw.get("attr", [])}
-        nodes.append(Node(str(raw["name"][0]), str(raw["op"][0]), [str(i) for i in raw.get("input", [])], attrs))
+        nodes.append(
+            Node(str(raw["name"][0]), str(raw["op"][0]), [str(i) for i in raw.get("input", [])], attrs)
+        )
     return nodes
 
 
-def build_ssd_text_graph(pb_path: str | os.PathLike, out_path: str | os.PathLike, cfg: SSDConfig = SSDConfig()) -> Path:
+def build_ssd_text_graph(
+    pb_path: str | os.PathLike, out_path: str | os.PathLike, cfg: SSDConfig = SSDConfig()
+) -> Path:
     """Write the OpenCV text graph for the TF OD API SSD frozen graph ``pb_path`` to ``out_path``.
 
     Raises:
@@ -289,7 +312,9 @@ def build_ssd_text_graph(pb_path: str | os.PathLike, out_path: str | os.PathLike
     for n in kept:
         n.inputs = [i for i in n.inputs if _source(i) not in removed]
     if not kept or kept[0].op != "Placeholder" or len(kept) < 2:
-        raise ModelFileError(f"{pb_path}: expected an image Placeholder followed by the network, got {kept[:1]}")
+        raise ModelFileError(
+            f"{pb_path}: expected an image Placeholder followed by the network, got {kept[:1]}"
+        )
     graph = kept
     placeholder = graph[0]
     shape = placeholder.attrs.get("shape")
@@ -326,7 +351,11 @@ def build_ssd_text_graph(pb_path: str | os.PathLike, out_path: str | os.PathLike
     priors = []
     for layer in range(cfg.num_layers):
         widths, heights = cfg.anchor_sizes(layer)
-        prior = Node(f"PriorBox_{layer}", "PriorBox", [f"BoxPredictor_{layer}/BoxEncodingPredictor/BiasAdd", placeholder.name])
+        prior = Node(
+            f"PriorBox_{layer}",
+            "PriorBox",
+            [f"BoxPredictor_{layer}/BoxEncodingPredictor/BiasAdd", placeholder.name],
+        )
         prior.set_attr("flip", False)
         prior.set_attr("clip", False)
         prior.set_attr("width", widths)
@@ -337,11 +366,15 @@ def build_ssd_text_graph(pb_path: str | os.PathLike, out_path: str | os.PathLike
     graph.append(Node("PriorBox/concat", "ConcatV2", [*priors, "concat/axis_flatten"]))
 
     graph.append(_const("ClassPredictor/concat3d/shape", [0, -1, num_classes + 1]))
-    graph.append(Node("ClassPredictor/concat3d", "Reshape", ["ClassPredictor/concat", "ClassPredictor/concat3d/shape"]))
+    graph.append(
+        Node("ClassPredictor/concat3d", "Reshape", ["ClassPredictor/concat", "ClassPredictor/concat3d/shape"])
+    )
     graph.append(Node("ClassPredictor/concat/sigmoid", "Sigmoid", ["ClassPredictor/concat3d"]))
     graph.append(Node("ClassPredictor/concat/sigmoid/Flatten", "Flatten", ["ClassPredictor/concat/sigmoid"]))
     out = Node(
-        "detection_out", "DetectionOutput", ["BoxEncodingPredictor/concat", "ClassPredictor/concat/sigmoid/Flatten", "PriorBox/concat"]
+        "detection_out",
+        "DetectionOutput",
+        ["BoxEncodingPredictor/concat", "ClassPredictor/concat/sigmoid/Flatten", "PriorBox/concat"],
     )
     out.set_attr("num_classes", num_classes + 1)
     out.set_attr("share_location", True)

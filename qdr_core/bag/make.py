@@ -67,10 +67,10 @@ def frames_from_video(
 
 
 def quantize(image: np.ndarray) -> np.ndarray:
-    """Float RGB -> the float values an 8-bit image message carries (what a reader decodes)."""
-    return (np.clip(image, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8).astype(
-        np.float32
-    ) / np.float32(255)
+    """Float RGB -> the float values an 8-bit image message decodes to (``image_encodings.decode``
+    scales by 1/255 the same way, so the two agree bit for bit)."""
+    u8 = (np.clip(image, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    return np.multiply(u8, np.float32(1.0 / 255.0), dtype=np.float32)
 
 
 def make_bag(

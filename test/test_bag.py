@@ -1,0 +1,229 @@
+"""ROS 2 bags: round trip, offline evaluation against a direct computation, live replay through
+the real node, and the errors bad bags give. Real rosbags / onnxruntime / rclpy, tiny frames."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from qdr_core.bag.evaluate import evaluate_bag_offline
+from qdr_core.bag.io import (
+    CLEAN_TOPIC,
+    IMAGE_TOPIC,
+    INFO_TOPIC,
+    RESTORED_TOPIC,
+    BagReader,
+    BagWriter,
+    image_message,
+)
+from qdr_core.bag.make import frames_from_images, make_bag, quantize
+from qdr_core.cli import main
+from qdr_core.data.degrade import degrade, eval_rng
+from qdr_core.data.imageio import list_images, read_rgb, write_rgb
+from qdr_core.data.sources import skimage_photo
+from qdr_core.errors import DataError
+from qdr_core.evaluate import evaluate_runtime
+from qdr_core.metrics import psnr, ssim
+from qdr_core.runtime import load_runtime
+from qdr_core.runtime.testing import write_random_model
+
+START = 1_700_000_000_123_456_789
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bag")
+    for name in ("astronaut", "coffee", "chelsea"):
+        image = skimage_photo(name, max_side=64)
+        write_rgb(root / "clean" / f"{name}.png", image[:44, :62])  # odd-ish sizes, not multiples of 4
+    files = write_random_model(root / "model", preset="efm-t", seed=3)
+    return {"root": root, "clean": root / "clean", "onnx": files.onnx, "pt": files.checkpoint}
+
+
+def expected_frames(folder: Path, task: str, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(degraded, clean) as the bag holds them, computed without the bag code."""
+    out = []
+    for i, path in enumerate(list_images(folder)):
+        clean = quantize(read_rgb(path))
+        out.append((quantize(degrade(task, clean, eval_rng(seed, i), split="eval")), clean))
+    return out
+
+
+@pytest.mark.parametrize(("storage", "encoding"), [("sqlite3", "rgb8"), ("mcap", "bgr8")])
+def test_round_trip_stamps_frame_id_encoding(work, storage, encoding) -> None:
+    bag = work["root"] / f"rt_{storage}"
+    summary = make_bag("haze", frames_from_images(work["clean"]), bag, rate=20.0, encoding=encoding,
+                       storage=storage, start_ns=START, frame_id="cam0")  # fmt: skip
+    assert summary["n_frames"] == 3
+    expected = expected_frames(work["clean"], "haze")
+    with BagReader(bag) as reader:
+        topics = reader.topics()
+        assert topics == {
+            IMAGE_TOPIC: ("sensor_msgs/msg/Image", 3),
+            CLEAN_TOPIC: ("sensor_msgs/msg/Image", 3),
+            INFO_TOPIC: ("sensor_msgs/msg/CameraInfo", 3),
+        }
+        stamps = [START + i * 50_000_000 for i in range(3)]
+        for topic, which in ((IMAGE_TOPIC, 0), (CLEAN_TOPIC, 1)):
+            images = list(reader.images([topic]))
+            assert [im.stamp_ns for im in images] == stamps
+            assert [im.log_ns for im in images] == stamps
+            assert {im.frame_id for im in images} == {"cam0"}
+            assert {im.encoding for im in images} == {encoding}
+            for im, pair in zip(images, expected):
+                np.testing.assert_array_equal(im.rgb(), pair[which])
+        infos = [msg for _, _, msg in reader.messages([INFO_TOPIC])]
+        assert [(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec) for m in infos] == stamps
+        assert {m.header.frame_id for m in infos} == {"cam0"}
+        assert (infos[0].width, infos[0].height) == (62, 44)
+
+
+def test_make_from_video_cli(work, capsys) -> None:
+    video = work["root"] / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 32))
+    for k in range(6):
+        writer.write(np.full((32, 48, 3), 40 * k, np.uint8))
+    writer.release()
+    bag = work["root"] / "video_bag"
+    code = main(["bag", "make", "--task", "noise", "--video", str(video), "--output", str(bag), "--stride", "2",
+                 "--max-frames", "2", "--storage", "mcap"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    with BagReader(bag) as reader:
+        assert reader.count(IMAGE_TOPIC) == 2 and reader.count(CLEAN_TOPIC) == 2
+    assert main(["bag", "make", "--task", "noise", "--video", str(video), "--output", str(bag)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_offline_eval_equals_direct_computation(work, capsys) -> None:
+    bag = work["root"] / "eval_bag"
+    make_bag("lowlight", frames_from_images(work["clean"]), bag, rate=10.0, start_ns=START)
+    out_json, out_bag = work["root"] / "eval.json", work["root"] / "eval_restored"
+    code = main(["bag", "eval", "--bag", str(bag), "--model", str(work["onnx"]), "--json", str(out_json),
+                 "--output-bag", str(out_bag), "--detector", "none", "--backend", "onnxruntime",
+                 "--report", str(work["root"] / "report")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(out_json.read_text())
+    assert result["n_frames"] == 3 and result["clean_topic"] == CLEAN_TOPIC
+
+    with load_runtime(work["onnx"], backend="onnxruntime") as runtime:
+        rows, restored_u8 = [], []
+        for degraded, clean in expected_frames(work["clean"], "lowlight"):
+            restored = runtime.infer(degraded)
+            restored_u8.append(runtime.infer_uint8((degraded * 255 + 0.5).astype(np.uint8)))
+            rows.append(
+                (psnr(clean, degraded), psnr(clean, restored), ssim(clean, degraded), ssim(clean, restored))
+            )
+        names, images = zip(*[(p.name, read_rgb(p)) for p in list_images(work["clean"])])
+        direct = evaluate_runtime(runtime, "lowlight", list(images), list(names), seed=0)
+    means = np.mean(rows, axis=0)
+    for key, value in zip(("psnr_input", "psnr_output", "ssim_input", "ssim_output"), means):
+        assert result[key] == pytest.approx(value, abs=1e-9), key
+    # `qdr eval` degrades in float; the bag stores 8-bit frames: equal up to that rounding.
+    assert result["psnr_input"] == pytest.approx(direct["psnr_input"], abs=0.05)
+    assert result["psnr_output"] == pytest.approx(direct["psnr_output"], abs=0.05)
+
+    with BagReader(out_bag) as reader:
+        assert set(reader.topics()) == {RESTORED_TOPIC, INFO_TOPIC}
+        restored = list(reader.images([RESTORED_TOPIC]))
+    assert [im.stamp_ns for im in restored] == [START + i * 100_000_000 for i in range(3)]
+    for im, expected in zip(restored, restored_u8):
+        np.testing.assert_array_equal(np.asarray(im.data).reshape(expected.shape), expected)
+    report = (work["root"] / "report" / "report.md").read_text()
+    assert "PSNR degraded → restored" in report and (work["root"] / "report" / "report.html").is_file()
+    assert (work["root"] / "report" / "grid.png").is_file()
+
+
+def test_robot_bag_without_clean_topic(work) -> None:
+    bag = work["root"] / "robot_bag"
+    with BagWriter(bag) as writer:
+        for i, path in enumerate(list_images(work["clean"])):
+            stamp = START + i * 10**8
+            writer.write("/front/image", image_message(read_rgb(path) * 0.3, "bgr8", stamp, "front"), stamp)
+    with load_runtime(work["pt"], backend="torch") as runtime:
+        result, _scorer = evaluate_bag_offline(bag, runtime, input_topic="front/image")
+    assert result["clean_topic"] is None and "psnr_input" not in result and result["n_frames"] == 3
+    assert 0 < result["no_reference"]["input"]["brightness"] < 0.35
+    assert len(result["infer_ms"]) and result["infer_ms"]["p50"] > 0
+
+
+def bad_bag(work, kind: str) -> tuple[Path, list[str], str]:
+    root = work["root"] / "bad"
+    good = root / "good"
+    if not good.exists():
+        make_bag("rain", frames_from_images(work["clean"]), good, start_ns=START)
+        make_bag(
+            "rain", frames_from_images(work["clean"]), root / "good_mcap", storage="mcap", start_ns=START
+        )
+    if kind == "missing":
+        return root / "nope", [], "bag not found"
+    if kind == "file":
+        return next(good.glob("*.db3")), [], "is a file"
+    if kind == "no_metadata":
+        (root / "empty").mkdir(exist_ok=True)
+        return root / "empty", [], "no metadata.yaml"
+    if kind == "topic":
+        return good, ["--input-topic", "/camera/nope"], "no topic /camera/nope"
+    if kind == "type":
+        return good, ["--input-topic", "camera/camera_info"], "holds sensor_msgs/msg/CameraInfo"
+    if kind == "clean_topic":
+        return good, ["--clean-topic", "/camera/missing"], "no topic /camera/missing"
+    source = good if kind == "truncated_db3" else root / "good_mcap"
+    target = root / kind
+    if not target.exists():
+        shutil.copytree(source, target)
+        data = next(p for p in target.iterdir() if p.suffix in (".db3", ".mcap"))
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
+    return target, [], "corrupt or truncated"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["missing", "file", "no_metadata", "topic", "type", "clean_topic", "truncated_db3", "truncated_mcap"],
+)
+def test_bad_bags_name_the_problem(work, capsys, kind) -> None:
+    bag, extra, message = bad_bag(work, kind)
+    out = work["root"] / f"bad_{kind}.json"
+    code = main(["bag", "eval", "--bag", str(bag), "--model", str(work["onnx"]), "--json", str(out),
+                 "--detector", "none", "--output-bag", str(work["root"] / f"bad_out_{kind}"), *extra])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and str(bag) in err, err
+    assert not out.exists()
+
+
+def test_bad_bag_library_error(work) -> None:
+    with pytest.raises(DataError, match="bag not found"):
+        BagReader(work["root"] / "absent")
+
+
+# ----------------------------------------------------------------------------- live
+
+
+def test_live_replay_through_the_real_node(work, tmp_path) -> None:
+    pytest.importorskip("rclpy", reason="ROS 2 rclpy is not importable (pip install -r requirements-ros.txt)")
+    from qdr_core.bag.live import LiveOptions, evaluate_bag_live, rclpy_available
+
+    if rclpy_available():
+        pytest.skip(rclpy_available())
+    frames = [(f"f{i}", read_rgb(list_images(work["clean"])[i % 3])) for i in range(20)]
+    bag = tmp_path / "live_bag"
+    make_bag("noise", iter(frames), bag, rate=20.0)
+    options = LiveOptions(num_threads=1, log_dir=str(tmp_path / "node"), warmup=1)
+    result, _scorer = evaluate_bag_live(bag, work["onnx"], options=options)
+    assert result["frames_sent"] == 20
+    assert result["frames_received"] + result["frames_dropped"] == 20
+    assert result["frames_received"] >= 15, Path(result["node_log"]).read_text()[-2000:]
+    lat = result["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] < 5000
+    assert result["throughput_fps"] > 0 and result["node_exit_code"] == 0
+    # The node's 8-bit output scores like the offline float output, up to rounding.
+    with load_runtime(work["onnx"], backend="onnxruntime") as runtime:
+        offline, _ = evaluate_bag_offline(bag, runtime)
+    by_index = {r["index"]: r for r in offline["frames"]}
+    for row in result["frames"]:
+        assert row["psnr_output"] == pytest.approx(by_index[row["index"]]["psnr_output"], abs=0.1)
+        assert row["psnr_input"] == pytest.approx(by_index[row["index"]]["psnr_input"], abs=1e-9)

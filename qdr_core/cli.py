@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "qdr_core.commands.train",
     "qdr_core.commands.restore",
     "qdr_core.commands.evaluate",
+    "qdr_core.commands.bench",
     "qdr_core.commands.bag",
     "qdr_core.commands.detect_eval",
     "qdr_core.commands.demo",

@@ -1,0 +1,86 @@
+"""What a benchmark ran on. Every JSON result carries this: a number without its machine and load
+average cannot be compared with anything."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+# ISA features that decide which int8 kernels onnxruntime / oneDNN can use.
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+_PACKAGES = ("onnxruntime", "onnxruntime-gpu", "torch", "numpy", "opencv-python-headless", "tensorrt")
+
+
+def _cpuinfo() -> tuple[str, set[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def physical_cores() -> int | None:
+    """Physical cores from /proc/cpuinfo (core id per package); None where it cannot be told."""
+    cores, package = set(), None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    package = value.strip()
+                elif key.strip() == "core id":
+                    cores.add((package, value.strip()))
+    except OSError:
+        return None
+    return len(cores) or None
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages (empty where the OS has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info() -> dict[str, Any]:
+    model, flags = _cpuinfo()
+    return {
+        "cpu_model": model,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "physical_cores": physical_cores(),
+        "isa": sorted(f for f in _ISA_FLAGS if f in flags),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {p: v for p in _PACKAGES if (v := _version(p)) is not None},
+        "loadavg": load_average(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def load_note(loadavg: list[float], cpus: int | None) -> str:
+    """One line that says whether timings were taken on a busy machine."""
+    if not loadavg or not cpus:
+        return "load average unknown"
+    busy = loadavg[0] > 0.5
+    state = "under load: other processes competed for the CPU, timings are noisy" if busy else "idle machine"
+    return f"load average {loadavg[0]:.2f} on {cpus} CPUs ({state})"

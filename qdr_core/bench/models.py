@@ -1,0 +1,182 @@
+"""Which model files a benchmark runs, and stand-ins for the ones that do not exist yet.
+
+Speed does not depend on weight values, so until trained models are shipped a random-weight EFM of
+the same preset, exported and quantized the same way, times the same. Every entry says where its
+file came from (``source``): ``shipped`` (``models/<task>/``), ``shipped-other-task`` (another
+task's file: same architecture, same speed) or ``stand-in`` (random weights; speed only, never
+quality).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qdr_core.errors import ModelFileError
+
+TASKS = ("lowlight", "haze", "rain", "noise")
+#: role -> file name in ``models/<task>/``
+ROLE_FILES = {
+    "fp32_pt": "fp32.pt",
+    "fp32_onnx": "fp32.onnx",
+    "int8_cpu": "int8_cpu.onnx",
+    "int8_trt": "int8_trt.onnx",
+}
+DEFAULT_CACHE = Path("runs/bench_models")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    role: str
+    path: str
+    source: str  # shipped | shipped-other-task | stand-in
+    note: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def find_shipped(models_dir: str | os.PathLike, task: str, role: str) -> ModelFile | None:
+    """``models/<task>/<file>``, else the same file of another task (same preset, same speed)."""
+    name = ROLE_FILES[role]
+    own = Path(models_dir) / task / name
+    if own.is_file():
+        return ModelFile(role, str(own), "shipped", f"trained {task} model")
+    for other in TASKS:
+        path = Path(models_dir) / other / name
+        if other != task and path.is_file():
+            return ModelFile(
+                role, str(path), "shipped-other-task", f"no {task} file yet: timed the {other} model"
+            )
+    return None
+
+
+class _RandomReader:
+    """Calibration batches for onnxruntime's quantize_static (uniform noise: ranges only, no quality)."""
+
+    def __init__(self, input_name: str, n: int = 4, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self._batches = iter([{input_name: rng.random((1, 3, 96, 128), dtype=np.float32)} for _ in range(n)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+
+def quantize_standin(fp32_onnx: str | os.PathLike, out: str | os.PathLike, style: str) -> Path:
+    """INT8 QDQ stand-in of ``fp32_onnx`` with onnxruntime.quantization.quantize_static.
+
+    ``style="cpu"``: U8 activations, S8 per-channel weights (fuses to QLinearConv on CPU), as the
+    ``int8_cpu`` export. ``style="trt"``: symmetric S8 activations and weights, as the TensorRT QDQ
+    export (``int8_trt``).
+    """
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    if style not in ("cpu", "trt"):
+        raise ValueError(f"style must be cpu or trt, got {style!r}")
+    input_name = onnx.load(str(fp32_onnx), load_external_data=False).graph.input[0].name
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True} if style == "trt" else {}
+    quantize_static(
+        str(fp32_onnx),
+        str(out),
+        _RandomReader(input_name),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8 if style == "trt" else QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        extra_options=extra,
+    )
+    return Path(out)
+
+
+def standin_files(preset: str, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> dict[str, ModelFile]:
+    """Random-weight ``preset`` as all four roles, created once under ``cache_dir/<preset>/``."""
+    folder = Path(cache_dir) / preset
+    paths = {
+        "fp32_pt": folder / "fp32.pt",
+        "fp32_onnx": folder / "fp32.onnx",
+        "int8_cpu": folder / "int8_cpu.onnx",
+        "int8_trt": folder / "int8_trt.onnx",
+    }
+    if not paths["fp32_pt"].is_file() or not paths["fp32_onnx"].is_file():
+        import logging
+
+        from qdr_core.runtime.testing import write_random_model
+
+        # quantize_static logs a "consider pre-processing" warning per call; it is not ours to act on.
+        logging.getLogger().setLevel(logging.ERROR)
+        write_random_model(folder, preset=preset, name="fp32")
+    for role, style in (("int8_cpu", "cpu"), ("int8_trt", "trt")):
+        if not paths[role].is_file():
+            quantize_standin(paths["fp32_onnx"], paths[role], style)
+    notes = {
+        "fp32_pt": f"random-weight {preset} checkpoint (qdr_core.runtime.testing.write_random_model)",
+        "fp32_onnx": f"random-weight {preset}, FP32 ONNX export",
+        "int8_cpu": f"random-weight {preset}, onnxruntime quantize_static QDQ (U8 act, S8 per-channel weights)",
+        "int8_trt": f"random-weight {preset}, onnxruntime quantize_static QDQ (symmetric S8 act + weights)",
+    }
+    return {role: ModelFile(role, str(p), "stand-in", notes[role]) for role, p in paths.items()}
+
+
+def resolve_models(
+    task: str,
+    models_dir: str | os.PathLike = "models",
+    preset: str = "efm-s",
+    cache_dir: str | os.PathLike = DEFAULT_CACHE,
+) -> dict[str, ModelFile]:
+    """One file per role: shipped where it exists, else a stand-in of ``preset``."""
+    found = {role: find_shipped(models_dir, task, role) for role in ROLE_FILES}
+    if all(found.values()):
+        return found  # type: ignore[return-value]
+    standins = standin_files(preset, cache_dir)
+    return {role: found[role] or standins[role] for role in ROLE_FILES}
+
+
+# -- complexity from the ONNX graph (works for any model, peers included, without torch) -------------
+
+
+def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640) -> dict[str, Any]:
+    """Conv MACs for one ``height x width`` frame, and parameter count, read from an ONNX graph.
+
+    Shapes come from ONNX shape inference with the input fixed to 1x3xHxW; Conv weight shapes from
+    the initializers (or the DequantizeLinear in front of them in a QDQ graph).
+    """
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ModelFileError(f"{path}: expected an NCHW input")
+    for dim, value in zip(dims, (1, 3, height, width)):
+        dim.ClearField("dim_param")
+        dim.dim_value = value
+    model = shape_inference.infer_shapes(model)
+    shapes: dict[str, list[int]] = {}
+    for info in [*model.graph.value_info, *model.graph.output, *model.graph.input]:
+        shapes[info.name] = [d.dim_value for d in info.type.tensor_type.shape.dim]
+    inits = {i.name: list(i.dims) for i in model.graph.initializer}
+    shapes.update(inits)
+    macs = 0
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "QLinearConv", "ConvInteger"):
+            continue
+        w_name = node.input[3] if node.op_type == "QLinearConv" else node.input[1]
+        w_shape, out_shape = shapes.get(w_name), shapes.get(node.output[0])
+        if not w_shape or not out_shape or 0 in out_shape:
+            raise ModelFileError(f"{path}: cannot infer the shapes of Conv node {node.name!r}")
+        macs += int(np.prod(out_shape)) * int(np.prod(w_shape[1:]))
+    params = sum(
+        int(np.prod(numpy_helper.to_array(i).shape)) for i in model.graph.initializer if i.data_type == 1
+    )
+    return {
+        "macs": macs,
+        "gmacs": macs / 1e9,
+        "params_fp32_initializers": params,
+        "height": height,
+        "width": width,
+    }

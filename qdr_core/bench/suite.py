@@ -1,0 +1,436 @@
+"""The benchmark suite: every step in a fixed order from one ``BenchOptions``; returns one dict.
+
+A failing step is recorded (``errors``) and the rest still run: half a benchmark on a machine
+without, say, the Zero-DCE package is worth more than none.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qdr_core.bench import machine
+from qdr_core.bench.models import DEFAULT_CACHE, ROLE_FILES, TASKS, ModelFile, resolve_models
+from qdr_core.bench.runtimes import ALL_RUNTIMES, RuntimeSpec, default_runtimes, unavailable_reason
+
+SCHEMA = "qdr-bench/1"
+HEADLINE = (640, 480)  # the resolution every target is stated at
+
+
+@dataclass
+class BenchOptions:
+    """What one ``qdr bench`` run measures (``quick()`` / ``full()`` give the two standard sets)."""
+
+    mode: str = "full"
+    task: str = "lowlight"
+    threads: list[int] = field(default_factory=lambda: [1, 2])
+    resolutions: list[tuple[int, int]] = field(
+        default_factory=lambda: [(320, 240), (640, 480), (1280, 720), (1920, 1080)]
+    )
+    runtimes: list[str] | None = None  # None: default_runtimes(device)
+    device: str = "cpu"
+    repeats: int = 20
+    min_seconds: float = 2.0
+    preset: str = "efm-s"  # of the stand-ins, when no model is shipped
+    presets: list[str] = field(default_factory=lambda: ["efm-t", "efm-s", "efm-m"])
+    models_dir: str = "models"
+    cache_dir: str = str(DEFAULT_CACHE)
+    roofline: bool = True
+    peers: bool = True
+    peer_tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    peer_images: int = 11
+    peer_max_side: int = 768
+    node: bool = True
+    ros_node: bool = True  # run benchmarks/node_vs_runtime.py when it exists
+    warmup: int = 3
+    worker_timeout_s: float = 600.0
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> BenchOptions:
+        base = {
+            "mode": "quick", "resolutions": [(320, 240), (640, 480)], "repeats": 6, "min_seconds": 0.0, "warmup": 2,
+            "peer_images": 3, "peer_max_side": 512, "worker_timeout_s": 120.0,
+        }  # fmt: skip
+        opts = cls(**{**base, **overrides})
+        if "peer_tasks" not in overrides:
+            opts.peer_tasks = [opts.task]
+        return opts
+
+    @classmethod
+    def full(cls, **overrides: Any) -> BenchOptions:
+        return cls(**{"mode": "full", **overrides})
+
+    def specs(self) -> list[RuntimeSpec]:
+        if self.runtimes is None:
+            return default_runtimes(self.device)
+        unknown = [k for k in self.runtimes if k not in ALL_RUNTIMES]
+        if unknown:
+            from qdr_core.errors import ConfigError
+
+            raise ConfigError(f"unknown runtime(s) {unknown}; choose from {', '.join(ALL_RUNTIMES)}")
+        return [ALL_RUNTIMES[k] for k in self.runtimes]
+
+
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _headline(options: BenchOptions) -> tuple[int, int]:
+    return HEADLINE if HEADLINE in options.resolutions else options.resolutions[-1]
+
+
+# -- steps ----------------------------------------------------------------------------------------------
+
+
+def grid(
+    options: BenchOptions, models: dict[str, ModelFile], specs: list[RuntimeSpec], log: Log
+) -> list[dict[str, Any]]:
+    """Each runtime x threads x resolution in its own subprocess: latency, load time, peak RSS."""
+    from qdr_core.bench.memory import run_isolated
+
+    rows = []
+    engine_dir = str(Path(options.cache_dir) / "engines")
+    for spec in specs:
+        # A GPU's speed does not depend on CPU threads: time it once.
+        threads = options.threads if spec.device == "cpu" else options.threads[:1]
+        for t in threads:
+            for width, height in options.resolutions:
+                model = models[spec.role]
+                cfg = {
+                    "model": model.path, "backend": spec.backend, "opts": spec.opts, "half": spec.half,
+                    "threads": t, "width": width, "height": height, "repeats": options.repeats,
+                    "warmup": options.warmup, "min_seconds": options.min_seconds, "engine_cache_dir": engine_dir,
+                }  # fmt: skip
+                r = run_isolated(cfg, timeout_s=options.worker_timeout_s)
+                row = {
+                    "runtime": spec.key, "label": spec.label, "backend": spec.backend, "precision": spec.precision,
+                    "device": spec.device, "model_role": spec.role, "model": model.path, "model_source": model.source,
+                    "threads": t, "width": width, "height": height, "megapixels": width * height / 1e6, **r,
+                }  # fmt: skip
+                rows.append(row)
+                if r.get("ok"):
+                    log(f"  {spec.key:16s} {t}t {width}x{height}: {r['median_ms']:8.2f} ms (p95 {r['p95_ms']:.2f}) "
+                        f"{r['fps']:7.1f} FPS  load {r['load_s'] * 1000:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MiB")  # fmt: skip
+                else:
+                    log(f"  {spec.key:16s} {t}t {width}x{height}: FAILED {r.get('error')}")
+    return rows
+
+
+def ratios(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> list[dict[str, Any]]:
+    """INT8 vs FP32 in onnxruntime, interleaved in one process at the headline resolution."""
+    from qdr_core.bench.frames import frame_float
+    from qdr_core.bench.timing import interleaved
+    from qdr_core.runtime import load_runtime
+
+    width, height = _headline(options)
+    image = frame_float(height, width)
+    rows = []
+    for t in options.threads:
+        rts = {
+            role: load_runtime(models[role].path, backend="onnxruntime", num_threads=t)
+            for role in ("fp32_onnx", "int8_cpu", "int8_trt")
+        }
+        try:
+            fns = {role: (lambda r=rt: r.infer(image)) for role, rt in rts.items()}
+            timings = interleaved(fns, warmup=options.warmup, repeats=max(options.repeats, 8))
+        finally:
+            for rt in rts.values():
+                rt.close()
+        fp32, cpu, trt = timings["fp32_onnx"], timings["int8_cpu"], timings["int8_trt"]
+        row = {
+            "threads": t, "width": width, "height": height,
+            "ort_fp32": fp32.as_dict(), "ort_int8_cpu": cpu.as_dict(), "ort_int8_trt": trt.as_dict(),
+            "int8_fp32_speedup": fp32.median_ms / cpu.median_ms,
+            "int8_trt_qdq_vs_fp32_speedup": fp32.median_ms / trt.median_ms,
+            "loadavg": machine.load_average(),
+        }  # fmt: skip
+        rows.append(row)
+        log(f"  {t}t {width}x{height}: ORT FP32 {fp32.median_ms:.1f} ms, INT8 (int8_cpu) {cpu.median_ms:.1f} ms "
+            f"-> x{row['int8_fp32_speedup']:.2f}; TRT-style QDQ in ORT {trt.median_ms:.1f} ms (x{row['int8_trt_qdq_vs_fp32_speedup']:.2f})")  # fmt: skip
+    return rows
+
+
+def efficiency(
+    ratio_rows: list[dict[str, Any]], roofline: dict[str, Any] | None, model: ModelFile
+) -> list[dict[str, Any]]:
+    """Achieved int8 ops/s of the int8_cpu model (2 x conv MACs / median time) vs the roofline."""
+    from qdr_core.bench.models import onnx_complexity
+
+    rows = []
+    for r in ratio_rows:
+        macs = onnx_complexity(model.path, r["height"], r["width"])["macs"]
+        achieved = 2 * macs / (r["ort_int8_cpu"]["median_ms"] / 1000) / 1e9
+        row = {"threads": r["threads"], "width": r["width"], "height": r["height"], "gmacs": macs / 1e9, "achieved_int8_gops": achieved,
+               "ms_per_gmac": r["ort_int8_cpu"]["median_ms"] / (macs / 1e9)}  # fmt: skip
+        if roofline:
+            peak = roofline["peak_gops"].get(f"int8_{r['threads']}t")
+            conv = roofline["conv_peak_gops"].get(f"int8_conv_{r['threads']}t")
+            row.update({
+                "roofline_int8_gops": peak, "fraction_of_roofline": achieved / peak if peak else None,
+                "conv_roofline_int8_gops": conv, "fraction_of_conv_roofline": achieved / conv if conv else None,
+            })  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _peer_entries(task: str, options: BenchOptions, log: Log) -> list[tuple[str, str, Any]]:
+    """(name, kind, runtime-like) of every peer of ``task``."""
+    from qdr_core.bench import peers
+
+    entries: list[tuple[str, str, Any]] = [
+        ("input (no restoration)", "reference", peers.FunctionPeer("input", lambda x: x))
+    ]
+    entries += [(name, "classical", peers.FunctionPeer(name, fn)) for name, fn in peers.CLASSICAL[task]]
+    if task == "lowlight":
+        try:
+            t = max(options.threads)
+            if options.mode != "quick":  # ~0.5 s per 640x480 frame: too slow for the quick set
+                zero_dce = peers.TorchModulePeer("zero-dce", peers.load_zero_dce(), t)
+                entries.append(("Zero-DCE++ torch FP32", "learned", zero_dce))
+            from qdr_core.runtime import load_runtime
+
+            onnx_path = peers.export_zero_dce(Path(options.cache_dir) / "zero_dce" / "zero_dce.onnx")
+            entries.append(
+                (
+                    "Zero-DCE++ ORT FP32",
+                    "learned",
+                    load_runtime(onnx_path, backend="onnxruntime", num_threads=t),
+                )
+            )
+        except Exception as exc:  # missing package: reported, the classical peers still run
+            log(f"  Zero-DCE unavailable: {exc}")
+            entries.append(("Zero-DCE++", "unavailable", str(exc)))
+    return entries
+
+
+def peer_comparison(options: BenchOptions, log: Log) -> dict[str, Any]:
+    """Quality (PSNR/SSIM on the same degraded frames) and speed (640x480) of qdr and its peers."""
+    import cv2
+
+    from qdr_core.bench import peers
+    from qdr_core.bench.frames import frame_float
+    from qdr_core.bench.models import find_shipped
+    from qdr_core.bench.timing import measure
+    from qdr_core.runtime import load_runtime
+
+    threads = max(options.threads)
+    cv2.setNumThreads(threads)
+    width, height = _headline(options)
+    frame = frame_float(height, width)
+    source, names, images = peers.eval_images(options.peer_images, options.peer_max_side)
+    out: dict[str, Any] = {"images": source, "n_images": len(images), "max_side": options.peer_max_side,
+                           "speed_threads": threads, "speed_resolution": f"{width}x{height}", "tasks": {}}  # fmt: skip
+    for task in options.peer_tasks:
+        rows = []
+        entries = _peer_entries(task, options, log)
+        for role, label in (
+            ("fp32_onnx", "qdr FP32 (ORT)"),
+            ("int8_cpu", "qdr INT8 int8_cpu (ORT)"),
+            ("int8_trt", "qdr INT8 int8_trt (ORT)"),
+        ):
+            shipped = find_shipped(options.models_dir, task, role)
+            if shipped and shipped.source == "shipped":
+                entries.append(
+                    (label, "qdr", load_runtime(shipped.path, backend="onnxruntime", num_threads=threads))
+                )
+            else:
+                entries.append((label, "unavailable", f"no trained models/{task}/{ROLE_FILES[role]} yet"))
+        for name, kind, rt in entries:
+            if kind == "unavailable":
+                rows.append({"method": name, "kind": kind, "note": rt})
+                continue
+            try:
+                q = peers.quality(rt, task, names, images)
+                speed = measure(lambda r=rt: r.infer(frame), warmup=1, repeats=max(3, options.repeats // 2))
+            finally:
+                rt.close()
+            row = {"method": name, "kind": kind, **q, "median_ms": speed.median_ms, "fps": speed.fps}
+            rows.append(row)
+            log(
+                f"  {task:8s} {name:28s} PSNR {q['psnr_output']:6.2f} dB  SSIM {q['ssim_output']:.3f}  {speed.fps:7.1f} FPS"
+            )
+        out["tasks"][task] = rows
+    return out
+
+
+def preset_rows(options: BenchOptions, log: Log) -> list[dict[str, Any]]:
+    from qdr_core.bench.scaling import preset_scaling
+
+    width, height = _headline(options)
+    rows = []
+    # The quick set times presets at one thread count: the size trend, not the thread trend.
+    for t in options.threads[:1] if options.mode == "quick" else options.threads:
+        for r in preset_scaling(
+            options.presets, t, width, height, max(5, options.repeats // 2), options.cache_dir
+        ):
+            rows.append(r)
+            log(f"  {r['preset']} {t}t: {r['gmacs']:.2f} GMAC, FP32 {r['fp32_median_ms']:.1f} ms, INT8 {r['int8_median_ms']:.1f} ms "
+                f"({r['int8_ms_per_gmac']:.2f} ms/GMAC, x{r['int8_speedup']:.2f})")  # fmt: skip
+    return rows
+
+
+def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> dict[str, Any]:
+    from qdr_core.bench import node
+
+    width, height = _headline(options)
+    threads = max(options.threads)
+    pipe = node.frame_pipeline(
+        models["int8_cpu"].path, width, height, threads, repeats=max(options.repeats, 10)
+    )
+    log(f"  frame pipeline (bgr8 decode + infer + encode) {pipe['pipeline']['median_ms']:.1f} ms vs bare "
+        f"{pipe['bare']['median_ms']:.1f} ms: FPS ratio {pipe['fps_ratio']:.3f}, latency x{pipe['latency_ratio']:.3f}")  # fmt: skip
+    if options.ros_node:
+        ros = node.ros_node(str(Path(models["int8_cpu"].path).resolve()), width, height, threads)
+    else:
+        ros = {"status": "skipped", "note": "--no-ros-node"}
+    log(
+        f"  ROS node (benchmarks/node_vs_runtime.py): {ros['status']}"
+        + (f" — {ros.get('note')}" if ros.get("note") else "")
+    )
+    return {"frame_pipeline": pipe, "ros_node": ros}
+
+
+# -- targets --------------------------------------------------------------------------------------------
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the number that decides it (None where it was not measured)."""
+    out = []
+
+    def add(name: str, value: float | None, threshold: float, higher: bool = True, note: str = "") -> None:
+        met = None if value is None else (value >= threshold if higher else value <= threshold)
+        out.append({"target": name, "value": value, "threshold": threshold, "met": met, "note": note})
+
+    by_t = {r["threads"]: r for r in result.get("ratios") or []}
+    add("ORT INT8 / ORT FP32 speed-up, 640x480, 1 thread", by_t.get(1, {}).get("int8_fp32_speedup"), 2.0)
+    two = by_t.get(2) or by_t.get(max(by_t)) if by_t else None
+    add("INT8 FPS at 640x480, 2 threads (default preset)", two["ort_int8_cpu"]["fps"] if two else None, 30.0)
+    eff = {r["threads"]: r for r in result.get("efficiency") or []}
+    e = eff.get(2) or eff.get(1)
+    add("achieved int8 ops/s / measured roofline (peak of any int8 kernel)", e.get("fraction_of_roofline") if e else None, 0.40,
+        note=f"{e['threads']} thread(s); vs conv-shaped roofline: {e.get('fraction_of_conv_roofline')}" if e else "")  # fmt: skip
+    node = result.get("node") or {}
+    ros = (node.get("ros_node") or {}).get("summary") or {}
+    pipe = node.get("frame_pipeline") or {}
+    src = "ROS node" if ros.get("fps_ratio") else "frame pipeline (ROS-free lower bound)"
+    add("node FPS / bare runtime FPS", ros.get("fps_ratio") or pipe.get("fps_ratio"), 0.90, note=src)
+    add(
+        "node latency / bare inference latency",
+        ros.get("latency_ratio") or pipe.get("latency_ratio"),
+        1.2,
+        higher=False,
+        note=src,
+    )
+    for task, rows in ((result.get("peers") or {}).get("tasks") or {}).items():
+        qdr = [r for r in rows if r["kind"] == "qdr" and "psnr_output" in r]
+        others = [r for r in rows if r["kind"] in ("classical", "learned") and "psnr_output" in r]
+        if qdr and others:
+            margin = min(r["psnr_output"] for r in qdr) - max(r["psnr_output"] for r in others)
+            add(f"{task}: worst qdr PSNR - best peer PSNR (dB)", margin, 0.0)
+        else:
+            add(
+                f"{task}: qdr PSNR beats every peer",
+                None,
+                0.0,
+                note="no trained qdr model for this task yet" if not qdr else "no peer ran",
+            )
+    return out
+
+
+# -- the suite ------------------------------------------------------------------------------------------
+
+
+def run_suite(options: BenchOptions, log: Log = _stderr, command: str = "") -> dict[str, Any]:
+    started = time.perf_counter()
+    info = machine.machine_info()
+    result: dict[str, Any] = {
+        "schema": SCHEMA, "mode": options.mode, "command": command, "options": asdict(options),
+        "machine": info, "load_note": machine.load_note(info["loadavg"], info["usable_cpus"]),
+        "loadavg_start": info["loadavg"], "errors": {},
+    }  # fmt: skip
+    log(
+        f"qdr bench ({options.mode}) on {info['cpu_model']} [{', '.join(info['isa'])}]; {result['load_note']}"
+    )
+    models = resolve_models(options.task, options.models_dir, options.preset, options.cache_dir)
+    result["models"] = {role: m.as_dict() for role, m in models.items()}
+    if any(m.source != "shipped" for m in models.values()):
+        result["models_note"] = (
+            f"not every models/{options.task}/ file exists yet: roles marked 'stand-in' are random-weight {options.preset} "
+            "models exported and quantized with onnxruntime.quantization (same architecture and op types, so the same "
+            "speed; their quality is meaningless and is never reported)"
+        )
+    for role, m in models.items():
+        log(f"  model {role:9s} {m.source:18s} {m.path}")
+    specs = options.specs()
+    runnable, result["unavailable"] = [], []
+    for spec in specs:
+        reason = unavailable_reason(spec)
+        if reason:
+            result["unavailable"].append({"runtime": spec.key, "label": spec.label, "reason": reason})
+            log(f"  {spec.key}: unavailable ({reason})")
+        else:
+            runnable.append(spec)
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        log(f"[{name}]")
+        t0 = time.perf_counter()
+        try:
+            value = fn()
+        except Exception as exc:  # one broken step must not lose the others' numbers
+            result["errors"][name] = f"{type(exc).__name__}: {exc}"
+            log(f"  {name} failed: {exc}\n{traceback.format_exc(limit=3)}")
+            value = None
+        result.setdefault("step_seconds", {})[name] = round(time.perf_counter() - t0, 1)
+        return value
+
+    result["runtimes"] = (
+        step("runtimes (isolated subprocess per configuration)", lambda: grid(options, models, runnable, log))
+        or []
+    )
+    result["ratios"] = step("ratios (interleaved, one process)", lambda: ratios(options, models, log))
+    result["roofline"] = (
+        step("roofline", lambda: measure_roofline_logged(options, log)) if options.roofline else None
+    )
+    if result.get("ratios"):
+        result["efficiency"] = step(
+            "efficiency", lambda: efficiency(result["ratios"], result["roofline"], models["int8_cpu"])
+        )
+    from qdr_core.bench.scaling import pixel_scaling
+
+    result["scaling"] = {"pixels": pixel_scaling(result["runtimes"])}
+    for fit in result["scaling"]["pixels"]:
+        log(
+            f"  {fit['runtime']:16s} {fit['threads']}t: {fit['ms_per_megapixel']:.1f} ms/MP + {fit['intercept_ms']:.1f} ms (r2 {fit['r2']:.3f})"
+        )
+    if options.presets:
+        result["scaling"]["presets"] = step("presets", lambda: preset_rows(options, log))
+    if options.node:
+        result["node"] = step("node vs runtime", lambda: node_step(options, models, log))
+    if options.peers:
+        result["peers"] = step("peers", lambda: peer_comparison(options, log))
+    result["targets"] = targets(result)
+    result["loadavg_end"] = machine.load_average()
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def measure_roofline_logged(options: BenchOptions, log: Log) -> dict[str, Any]:
+    from qdr_core.bench.roofline import measure_roofline
+
+    r = measure_roofline(options.threads, quick=options.mode == "quick")
+    for k in r["kernels"]:
+        log(f"  {k['kernel']:30s} {k['threads']}t {k['median_ms']:8.2f} ms {k['gops']:8.1f} GOPS")
+    return r
+
+
+def default_output_name(options: BenchOptions) -> str:
+    suffix = "" if options.device == "cpu" else f"_{options.device}"
+    return f"bench_{options.mode}{suffix}"

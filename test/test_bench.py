@@ -1,0 +1,140 @@
+"""``qdr bench``: a reduced run writes well-formed JSON and a PNG (no speed assertions), and the
+bench's own arithmetic (fits, MAC counts, timing statistics, peers) is right."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from qdr_core.bench.frames import parse_resolution
+from qdr_core.bench.scaling import fit_ms_per_megapixel
+from qdr_core.bench.timing import Timing, interleaved, measure
+from qdr_core.cli import main
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    root = tmp_path_factory.mktemp("bench")
+    out, empty_models = root / "results", root / "no_models"
+    empty_models.mkdir()
+    rc = main([
+        "bench", "--quick", "--threads", "1", "--resolutions", "96x64,160x120",
+        "--runtimes", "ort-fp32,ort-int8-cpu,trt-int8", "--repeats", "3", "--presets", "efm-t",
+        "--preset", "efm-t", "--models-dir", str(empty_models), "--cache", str(root / "cache"),
+        "--peer-images", "1", "--peer-max-side", "96", "--no-ros-node", "--output", str(out), "--name", "bench_test",
+    ])  # fmt: skip
+    return rc, out
+
+
+def test_quick_bench_writes_wellformed_json(bench_run):
+    rc, out = bench_run
+    assert rc == 0
+    result = json.loads((out / "bench_test.json").read_text())
+    assert result["schema"] == "qdr-bench/1" and result["mode"] == "quick" and result["errors"] == {}
+    machine = result["machine"]
+    assert machine["cpu_model"] and len(machine["loadavg"]) == 3 and result["loadavg_end"]
+    assert {m["source"] for m in result["models"].values()} == {"stand-in"}
+    assert "models_note" in result
+
+    rows = result["runtimes"]
+    assert {(r["runtime"], r["width"]) for r in rows} == {
+        (k, w) for k in ("ort-fp32", "ort-int8-cpu") for w in (96, 160)
+    }
+    for r in rows:
+        assert r["ok"], r
+        for key in ("median_ms", "p95_ms", "fps", "load_s", "peak_rss_mb", "megapixels"):
+            assert _positive(r[key]), (key, r)
+        assert r["p95_ms"] >= r["median_ms"] >= r["min_ms"]
+
+    # TensorRT is not installed here: reported as unavailable, with a reason, never silently dropped.
+    trt = [u for u in result["unavailable"] if u["runtime"] == "trt-int8"]
+    if trt:
+        assert trt[0]["reason"]
+
+    (ratio,) = result["ratios"]
+    assert _positive(ratio["int8_fp32_speedup"]) and _positive(ratio["int8_trt_qdq_vs_fp32_speedup"])
+    assert all(_positive(v) for v in result["roofline"]["peak_gops"].values())
+    (eff,) = result["efficiency"]
+    assert _positive(eff["achieved_int8_gops"]) and _positive(eff["fraction_of_roofline"])
+    assert {f["runtime"] for f in result["scaling"]["pixels"]} == {"ort-fp32", "ort-int8-cpu"}
+    assert all(math.isfinite(f["ms_per_megapixel"]) for f in result["scaling"]["pixels"])
+    (preset,) = result["scaling"]["presets"]
+    assert preset["preset"] == "efm-t" and _positive(preset["gmacs"]) and _positive(preset["int8_fps"])
+
+    pipe = result["node"]["frame_pipeline"]
+    assert _positive(pipe["fps_ratio"]) and _positive(pipe["latency_ratio"])
+    assert result["node"]["ros_node"]["status"] == "skipped"
+
+    peers = result["peers"]["tasks"]["lowlight"]
+    measured = [p for p in peers if "psnr_output" in p]
+    assert {"input (no restoration)", "gamma (adaptive)", "CLAHE (Lab L)"} <= {p["method"] for p in measured}
+    assert all(_positive(p["psnr_output"]) and _positive(p["fps"]) for p in measured)
+    # No trained model in the (empty) models dir: qdr's quality is reported as unavailable, not faked.
+    assert all(p["kind"] == "unavailable" for p in peers if p["method"].startswith("qdr"))
+
+    names = {t["target"] for t in result["targets"]}
+    assert any("INT8 / ORT FP32" in n for n in names) and any("roofline" in n for n in names)
+    assert (out / "bench_test.png").stat().st_size > 10_000
+
+
+def test_fit_ms_per_megapixel_recovers_a_line():
+    fit = fit_ms_per_megapixel(
+        [0.0768, 0.3072, 0.9216, 2.0736], [2 + 50 * x for x in (0.0768, 0.3072, 0.9216, 2.0736)]
+    )
+    assert fit["ms_per_megapixel"] == pytest.approx(50) and fit["intercept_ms"] == pytest.approx(2)
+    assert fit["r2"] == pytest.approx(1.0)
+    assert fit_ms_per_megapixel([0.3], [10.0]) is None
+
+
+def test_onnx_complexity_matches_the_torch_mac_count(tmp_path):
+    pytest.importorskip("torch")
+    from qdr_core.bench.models import onnx_complexity
+    from qdr_core.models import build_model
+    from qdr_core.models.complexity import count_macs
+    from qdr_core.runtime.testing import write_random_model
+
+    files = write_random_model(tmp_path, preset="efm-t")
+    assert onnx_complexity(files.onnx, 120, 160)["macs"] == count_macs(build_model("efm-t"), 120, 160)
+
+
+def test_timing_statistics():
+    t = Timing.from_seconds([0.001 * i for i in range(1, 21)])
+    assert t.median_ms == pytest.approx(10.5) and t.min_ms == pytest.approx(1) and t.n == 20
+    assert t.p95_ms >= t.median_ms and t.fps == pytest.approx(1000 / 10.5)
+    calls = []
+    measure(lambda: calls.append(1), warmup=2, repeats=5)
+    assert len(calls) == 7
+    both = interleaved({"a": lambda: None, "b": lambda: sum(range(1000))}, warmup=1, repeats=4)
+    assert set(both) == {"a", "b"} and both["a"].n == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("640x480", (640, 480)), ("1920X1080", (1920, 1080)), ("640", None), ("0x480", None), ("axb", None)],
+)
+def test_parse_resolution(text, expected):
+    if expected is None:
+        with pytest.raises(ValueError):
+            parse_resolution(text)
+    else:
+        assert parse_resolution(text) == expected
+
+
+def test_dark_channel_prior_dehazes_a_synthetic_haze():
+    from qdr_core.bench.peers import dark_channel_prior
+    from qdr_core.metrics import psnr
+
+    rng = np.random.default_rng(0)
+    clean = np.clip(rng.random((8, 8, 3)).repeat(12, 0).repeat(12, 1), 0.05, 0.9).astype(np.float32)
+    t = np.linspace(0.35, 0.8, clean.shape[1], dtype=np.float32)[None, :, None]
+    hazy = clean * t + 0.95 * (1 - t)
+    assert psnr(clean, dark_channel_prior(hazy)) > psnr(clean, hazy) + 3

@@ -225,6 +225,7 @@ class RestoreNode(LifecycleNode):
         if runtime is not None:
             runtime.close()
         self._latest_info = None
+        self._params = None  # parameters are read again at the next configure
         self._state = "unconfigured"
 
     def _stop_worker(self) -> None:

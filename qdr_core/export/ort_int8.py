@@ -143,6 +143,7 @@ def optimized_op_counts(path: str | os.PathLike, threads: int = 1) -> dict[str, 
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.optimized_model_filepath = str(out)
         opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
         ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         graph = onnx.load(str(out)).graph
     counts: dict[str, int] = {}

@@ -20,7 +20,9 @@ from torch import nn
 CALIBRATION_METHODS = ("max", "percentile", "mse")
 # Observed activation samples kept per batch; enough for a 99.99th percentile and an MSE search.
 _SAMPLES_PER_BATCH = 1 << 16
-_MSE_GRID = torch.linspace(0.2, 1.0, 81)
+# Candidate clips as fractions of |x|max: geometric, so heavy-tailed activations (clip far below
+# the max) and weights (clip near it) are both searched finely.
+_MSE_GRID = torch.logspace(-2, 0, 97)
 _MAX_SAMPLES = 1 << 20
 
 

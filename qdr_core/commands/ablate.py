@@ -1,0 +1,38 @@
+"""``qdr ablate``: the QDR ablation table for one task (FP32, PTQ, QAT, output / decoder KD, DFD,
+DFD + LMR, larger teacher), each INT8 variant scored through onnxruntime; writes markdown + JSON."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from qdr_core.ablate import AblationConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ablate", help="run the QDR ablation table for a task", description=__doc__)
+    p.add_argument("--task", required=True, choices=["lowlight", "haze", "rain", "noise"])
+    for field in dataclasses.fields(AblationConfig):
+        if field.name == "task":
+            continue
+        kind = {"int": int, "float": float}.get(str(field.type), str)
+        p.add_argument(
+            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, help=f"default {field.default}"
+        )
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qdr_core.ablate import run_ablation
+
+    names = [f.name for f in dataclasses.fields(AblationConfig)]
+    values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    values.setdefault("teacher", f"models/{args.task}/fp32.pt")
+    values.setdefault("out_dir", f"runs/qat_ablate/{args.task}")
+    cfg = AblationConfig(**values)
+    run_ablation(cfg, progress=not args.no_progress)
+    print((Path(cfg.out_dir) / "ablation.md").read_text())
+    return 0

@@ -1,0 +1,90 @@
+"""DFD / KD losses, the projection adapter and the LMR balancer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qdr_core.distill import (
+    DecoderFreeDistillation,
+    FeatureKD,
+    FixedBalancer,
+    LMRBalancer,
+    OutputKD,
+    ProjectionAdapter,
+    build_balancer,
+)
+from qdr_core.models import build_model
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: one thread is fastest, and it keeps the suite quick on a busy 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _features():
+    torch.manual_seed(0)
+    model = build_model("efm-t").eval()
+    with torch.no_grad():
+        _, feats = model(torch.rand(2, 3, 32, 32), return_features=True)
+    return feats
+
+
+def test_dfd_reads_only_the_bottleneck():
+    t = _features()
+    s = {k: v.clone() for k, v in t.items()}
+    dfd = DecoderFreeDistillation()
+    assert float(dfd(s, t)) == 0.0
+    s["decoder"] = s["decoder"] + 1.0
+    s["encoder"] = s["encoder"] * 3.0
+    assert float(dfd(s, t)) == 0.0
+    s["bottleneck"] = s["bottleneck"] * 1.1
+    # Relative L1: a 10 % error on every element reads 0.1 whatever the feature scale.
+    assert abs(float(dfd(s, t)) - 0.1) < 1e-5
+
+
+def test_decoder_kd_and_output_kd():
+    t = _features()
+    s = {k: v.clone() for k, v in t.items()}
+    s["decoder"] = s["decoder"] * 0.5
+    assert abs(float(FeatureKD("decoder", "l1")(s, t)) - 0.5) < 1e-5
+    assert float(FeatureKD("decoder", "mse")(s, t)) > 0
+    a = torch.zeros(1, 3, 4, 4)
+    assert float(OutputKD()(a, a + 0.25)) == 0.25
+
+
+def test_projection_adapter_maps_student_to_teacher_width():
+    adapter = ProjectionAdapter(16, 24)
+    x = torch.randn(2, 16, 5, 5)
+    y = adapter(x)
+    assert y.shape == (2, 24, 5, 5)
+    assert torch.allclose(y[:, :16], x) and torch.all(y[:, 16:] == 0)  # zero-padded identity at init
+    t = {"bottleneck": torch.randn(2, 24, 5, 5)}
+    loss = DecoderFreeDistillation(adapter=adapter)({"bottleneck": x}, t)
+    loss.backward()
+    assert adapter.proj.weight.grad is not None
+
+
+def test_fixed_balancer_sums_with_weights():
+    total, w = FixedBalancer({"rec": 1.0, "kd": 0.5})({"rec": torch.tensor(2.0), "kd": torch.tensor(4.0)})
+    assert float(total) == 4.0 and w == {"rec": 1.0, "kd": 0.5}
+
+
+def test_lmr_weights_move_towards_inverse_loss_magnitudes():
+    lmr = build_balancer("lmr", ("rec", "kd"))
+    assert isinstance(lmr, LMRBalancer)
+    opt = torch.optim.Adam(lmr.parameters(), lr=0.05)
+    losses = {"rec": torch.tensor(0.02), "kd": torch.tensor(0.5)}
+    for _ in range(200):
+        opt.zero_grad()
+        total, _ = lmr(losses)
+        total.backward()
+        opt.step()
+    w = lmr.weights()
+    # Optimum of exp(-s) L + s is exp(-s) = 1 / L.
+    assert w["rec"] > 10 and w["kd"] < 3
+    assert w["rec"] / w["kd"] > 5

@@ -5,8 +5,8 @@ own process (same model, backend and threads), fed by a camera publisher in this
 two frames in flight (so the node always has the next frame waiting, without the publisher burning
 the CPU the node needs); FPS = restored frames per second received here. Latency: one frame in
 flight, header stamp -> restored frame received here; added latency = that minus the bare
-inference time. The bare runtime is measured before and after the node, and the mean is used, so a
-change in background load shows up as a spread rather than a bias.
+inference time. Runtime and node phases alternate (``--rounds``) while the node process stays up,
+so a change in background load affects both; the ratio is the median of the per-round ratios.
 
     PYTHONPATH=. .venv/bin/python benchmarks/node_vs_runtime.py [--model m.onnx] [--threads 2]
 
@@ -39,17 +39,14 @@ from qdr_core.runtime import load_runtime  # noqa: E402
 H, W = 480, 640
 
 
-def bare_runtime(model: Path, backend: str, threads: int, seconds: float) -> dict[str, float]:
+def bare_phase(runtime, seconds: float) -> dict[str, float]:
     frame = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
-    with load_runtime(model, backend=backend, num_threads=threads) as runtime:
-        for _ in range(3):
-            runtime.infer_uint8(frame)
-        times = []
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            start = time.perf_counter()
-            runtime.infer_uint8(frame)
-            times.append(time.perf_counter() - start)
+    times = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        start = time.perf_counter()
+        runtime.infer_uint8(frame)
+        times.append(time.perf_counter() - start)
     return {
         "fps": len(times) / sum(times),
         "latency_ms_p50": 1e3 * float(np.median(times)),
@@ -57,7 +54,7 @@ def bare_runtime(model: Path, backend: str, threads: int, seconds: float) -> dic
     }
 
 
-def node_run(model: Path, backend: str, threads: int, seconds: float, tmp: Path) -> dict[str, float]:
+def node_run(model: Path, backend: str, threads: int, seconds: float, rounds: int, tmp: Path) -> dict:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -129,23 +126,33 @@ def node_run(model: Path, backend: str, threads: int, seconds: float, tmp: Path)
             if received[-1][0] == seq:
                 latencies.append(received[-1][1] - sent[seq])
 
-        # Throughput: two frames in flight, a new one published per restored frame.
-        spin_until(lambda: False, 0.5)
-        start_count, start = len(received), time.monotonic()
-        for _ in range(2):
-            seq += 1
-            publish(seq)
-        end = start + seconds
-        while time.monotonic() < end:
-            count = len(received)
-            if spin_until(lambda count=count: len(received) > count, 2.0):
-                seq += 1
-                publish(seq)
-            else:  # a frame was lost: refill the pipeline
-                seq += 1
-                publish(seq)
-        elapsed = time.monotonic() - start
-        frames = len(received) - start_count
+        # Throughput, alternating with the bare runtime in this process while the node idles, so
+        # both see the same background load (this machine's cores are shared).
+        pairs = []
+        with load_runtime(model, backend=backend, num_threads=threads) as runtime:
+            bare_phase(runtime, 1.0)
+            for _ in range(rounds):
+                bare = bare_phase(runtime, seconds)
+                spin_until(lambda: False, 0.5)
+                start_count, start = len(received), time.monotonic()
+                for _ in range(2):  # two frames in flight, a new one per restored frame
+                    seq += 1
+                    publish(seq)
+                end = start + seconds
+                while time.monotonic() < end:
+                    count = len(received)
+                    spin_until(lambda count=count: len(received) > count, 2.0)
+                    seq += 1  # on a timeout (a lost frame) this refills the pipeline
+                    publish(seq)
+                node_fps = (len(received) - start_count) / (time.monotonic() - start)
+                spin_until(lambda: False, 1.0)  # drain the frames in flight
+                pairs.append(
+                    {
+                        "runtime_fps": bare["fps"],
+                        "runtime_ms_p50": bare["latency_ms_p50"],
+                        "node_fps": node_fps,
+                    }
+                )
     finally:
         executor.remove_node(node)
         node.destroy_node()
@@ -154,8 +161,7 @@ def node_run(model: Path, backend: str, threads: int, seconds: float, tmp: Path)
         proc.wait(timeout=20)
         log.close()
     return {
-        "fps": frames / elapsed,
-        "frames": frames,
+        "rounds": pairs,
         "latency_ms_p50": 1e3 * float(np.median(latencies)),
         "latency_ms_p95": 1e3 * float(np.percentile(latencies, 95)),
         "exit_code": proc.returncode,
@@ -167,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "node_vs_runtime.json")
     args = parser.parse_args(argv)
 
@@ -184,12 +191,11 @@ def main(argv: list[str] | None = None) -> int:
                 write_random_model(tmp, preset="efm-s", seed=0).onnx,
                 "random-weight efm-s FP32 export",
             )
-        before = bare_runtime(model, args.backend, args.threads, args.seconds)
-        node = node_run(model, args.backend, args.threads, args.seconds, tmp)
-        after = bare_runtime(model, args.backend, args.threads, args.seconds)
+        node = node_run(model, args.backend, args.threads, args.seconds, args.rounds, tmp)
 
-    runtime_fps = (before["fps"] + after["fps"]) / 2
-    runtime_ms = (before["latency_ms_p50"] + after["latency_ms_p50"]) / 2
+    rounds = node.pop("rounds")
+    ratios = [r["node_fps"] / r["runtime_fps"] for r in rounds]
+    runtime_ms = float(np.median([r["runtime_ms_p50"] for r in rounds]))
     result = {
         "resolution": f"{W}x{H}",
         "model": model_note,
@@ -197,12 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         "num_threads": args.threads,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "runtime": {"before": before, "after": after, "fps": runtime_fps, "latency_ms_p50": runtime_ms},
-        "node": node,
-        "node_fps_ratio": node["fps"] / runtime_fps,
+        "rounds": rounds,
+        "runtime_fps": float(np.median([r["runtime_fps"] for r in rounds])),
+        "node_fps": float(np.median([r["node_fps"] for r in rounds])),
+        "node_fps_ratio": float(np.median(ratios)),
+        "runtime_latency_ms_p50": runtime_ms,
+        "node_latency_ms_p50": node["latency_ms_p50"],
+        "node_latency_ms_p95": node["latency_ms_p95"],
         "added_latency_ms_p50": node["latency_ms_p50"] - runtime_ms,
-        "note": "stamp -> restored frame received by a subscriber in another process; "
-        "the machine's cores were shared with other work, see runtime before/after spread",
+        "node_exit_code": node["exit_code"],
+        "note": "node latency: header stamp -> restored frame received by a subscriber in another "
+        "process; runtime and node phases alternate so both see the same background load",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

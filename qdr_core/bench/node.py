@@ -7,10 +7,9 @@ Two sources, both reported:
   interleaved with bare ``Runtime.infer`` on the same frame. A lower bound on the node's overhead
   (no DDS transport, no executor).
 * ``ros_node``: the node engineer's end-to-end measurement ``benchmarks/node_vs_runtime.py``
-  (rclpy node, publisher, subscriber), picked up when the script exists. It is run as a subprocess
-  with ``--model M --width W --height H --threads T --json OUT``; if it rejects those arguments it
-  is run with ``--json OUT`` alone, then bare, and the newest
-  ``benchmarks/results/node_vs_runtime*.json`` it wrote is read.
+  (``restore_node`` in its own process fed by a camera publisher), picked up when the script exists
+  and run as ``node_vs_runtime.py --model M --threads T --seconds S --rounds R --out TMP``. It runs
+  at 640x480 only.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import json
 import os
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from qdr_core.bench.timing import interleaved
 
 _REPO = Path(__file__).resolve().parents[2]
 SCRIPT = _REPO / "benchmarks" / "node_vs_runtime.py"
-RESULTS = _REPO / "benchmarks" / "results"
 
 
 def frame_pipeline(model: str, width: int, height: int, threads: int, repeats: int = 20) -> dict[str, Any]:
@@ -56,6 +54,7 @@ def frame_pipeline(model: str, width: int, height: int, threads: int, repeats: i
         "fps_ratio": pipe.fps / bare.fps,
         "added_latency_ms": pipe.median_ms - bare.median_ms,
         "latency_ratio": pipe.median_ms / bare.median_ms,
+        "added_latency_ratio": (pipe.median_ms - bare.median_ms) / bare.median_ms,
     }  # fmt: skip
 
 
@@ -72,90 +71,96 @@ def _find(d: Any, *words: str, prefix: str = "") -> float | None:
     return None
 
 
+def _get(d: Any, *path: str) -> float | None:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return float(d) if isinstance(d, (int, float)) and not isinstance(d, bool) else None
+
+
+def _first(d: Any, *paths: tuple[str, ...]) -> float | None:
+    for path in paths:
+        value = _get(d, *path)
+        if value is not None:
+            return value
+    return None
+
+
 def summarize_node_result(raw: dict[str, Any]) -> dict[str, float | None]:
-    """The ratios from whatever keys node_vs_runtime.py used (node / bare|runtime, fps / latency)."""
-    node_fps = _find(raw, "node", "fps")
-    bare_fps = _find(raw, "runtime", "fps") or _find(raw, "bare", "fps")
-    node_lat = _find(raw, "node", "latency")
-    bare_lat = _find(raw, "runtime", "latency") or _find(raw, "bare", "latency")
-    return {
+    """Node / bare ratios from node_vs_runtime.py's JSON (``runtime.fps``, ``node.fps``,
+    ``*.latency_ms_p50``, ``node_fps_ratio``); other layouts are searched by key words."""
+    node_fps = _first(raw, ("node", "fps"), ("node_fps",)) or _find(raw, "node", "fps")
+    bare_fps = _first(raw, ("runtime", "fps"), ("runtime_fps",)) or _find(raw, "bare", "fps")
+    node_lat = _first(raw, ("node", "latency_ms_p50"), ("node_latency_ms_p50",)) or _find(
+        raw, "node", "latency"
+    )
+    bare_lat = _first(
+        raw, ("runtime", "latency_ms_p50"), ("runtime_latency_ms_p50",), ("runtime_ms_p50",)
+    ) or _find(raw, "bare", "latency")
+    fps_ratio = _get(raw, "node_fps_ratio") or (node_fps / bare_fps if node_fps and bare_fps else None)
+    summary = {
         "node_fps": node_fps,
         "runtime_fps": bare_fps,
-        "fps_ratio": _find(raw, "fps_ratio") or (node_fps / bare_fps if node_fps and bare_fps else None),
+        "fps_ratio": fps_ratio,
         "node_latency_ms": node_lat,
         "runtime_latency_ms": bare_lat,
-        "latency_ratio": _find(raw, "latency_ratio")
-        or (node_lat / bare_lat if node_lat and bare_lat else None),
+        "added_latency_ms": _get(raw, "added_latency_ms_p50")
+        or (node_lat - bare_lat if node_lat and bare_lat else None),
+        "latency_ratio": node_lat / bare_lat if node_lat and bare_lat else None,
     }
+    summary["added_latency_ratio"] = (
+        summary["added_latency_ms"] / bare_lat
+        if summary["added_latency_ms"] is not None and bare_lat
+        else None
+    )
+    return summary
 
 
-def ros_node(model: str, width: int, height: int, threads: int, timeout_s: float = 300.0) -> dict[str, Any]:
-    """Run benchmarks/node_vs_runtime.py when it exists; ``status`` says what happened."""
+def ros_node(
+    model: str, threads: int, seconds: float = 8.0, rounds: int = 3, timeout_s: float = 600.0
+) -> dict[str, Any]:
+    """Run benchmarks/node_vs_runtime.py (its own rclpy node process) when it exists; ``status``
+    says what happened. Its JSON goes to a temporary file: the script's own result file is left
+    alone."""
     if not SCRIPT.is_file():
         return {
             "status": "absent",
             "note": f"{SCRIPT} not found: the ROS node measurement is picked up once it exists",
         }
-    results = RESULTS
-    results.mkdir(parents=True, exist_ok=True)
-    out = results / f".node_vs_runtime_bench_{os.getpid()}.json"
-    start = time.time()
-    attempts = [
-        [
+    with tempfile.TemporaryDirectory(prefix="qdr_bench_node_") as tmp:
+        out = Path(tmp) / "node_vs_runtime.json"
+        args = [
             "--model",
             model,
-            "--width",
-            str(width),
-            "--height",
-            str(height),
             "--threads",
             str(threads),
-            "--json",
+            "--seconds",
+            str(seconds),
+            "--rounds",
+            str(rounds),
+            "--out",
             str(out),
-        ],
-        ["--json", str(out)],
-        [],
-    ]
-    log = []
-    for args in attempts:
+        ]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")])),
+        }
         try:
             proc = subprocess.run(
-                [sys.executable, str(SCRIPT), *args],
-                capture_output=True,
-                text=True,
-                cwd=_REPO,
-                timeout=timeout_s,
-                check=False,
-            )
+                [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, cwd=_REPO, env=env,
+                timeout=timeout_s, check=False,
+            )  # fmt: skip
         except subprocess.TimeoutExpired:
             return {"status": "failed", "note": f"{SCRIPT} timed out after {timeout_s:.0f} s"}
-        log.append(f"{' '.join(args) or '(no args)'} -> exit {proc.returncode}")
-        if proc.returncode == 0:
-            break
-    else:
-        return {
-            "status": "failed",
-            "note": "; ".join(log),
-            "stderr_tail": proc.stderr.strip().splitlines()[-5:],
-        }
-    candidates = [out] if out.is_file() else []
-    candidates += sorted(
-        (p for p in results.glob("node_vs_runtime*.json") if p.stat().st_mtime >= start),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    if not candidates:
-        return {
-            "status": "failed",
-            "note": f"{SCRIPT} ran ({log[-1]}) but wrote no JSON the bench could find",
-        }
-    raw = json.loads(candidates[0].read_text())
-    if candidates[0] == out:
-        out.unlink()
-    return {
-        "status": "measured",
-        "invocation": log[-1],
-        "source": str(candidates[0]),
-        "summary": summarize_node_result(raw),
-        "raw": raw,
-    }
+        invocation = f"python {SCRIPT.relative_to(_REPO)} {' '.join(args[:-2])} --out TMP"
+        if proc.returncode != 0 or not out.is_file():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            return {
+                "status": "failed",
+                "invocation": invocation,
+                "note": f"exit {proc.returncode}",
+                "stderr_tail": tail,
+            }
+        raw = json.loads(out.read_text())
+    return {"status": "measured", "invocation": invocation, "summary": summarize_node_result(raw), "raw": raw}

@@ -17,16 +17,32 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+_MARKDOWN = False  # set by render(markdown=True): tables as GitHub markdown instead of aligned text
+
+
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [headers, *[[_fmt(c) if not isinstance(c, str) else c for c in r] for r in rows]]
+    if _MARKDOWN:
+        lines = ["| " + " | ".join(str(c) for c in r) + " |" for r in cells]
+        lines.insert(1, "|" + "|".join("---" for _ in headers) + "|")
+        return "\n".join(lines)
     widths = [max(len(str(r[i])) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def render(result: dict[str, Any]) -> str:
-    """Every table of a result, as text (also the basis of docs/performance.md)."""
+def render(result: dict[str, Any], markdown: bool = False) -> str:
+    """Every table of a result, as aligned text or (``markdown``) GitHub tables for docs/performance.md."""
+    global _MARKDOWN
+    _MARKDOWN, previous = markdown, _MARKDOWN
+    try:
+        return _render(result)
+    finally:
+        _MARKDOWN = previous
+
+
+def _render(result: dict[str, Any]) -> str:
     parts = [f"# qdr bench ({result['mode']}) — {result['machine']['cpu_model']}, {result['load_note']}"]
     rows = [r for r in result.get("runtimes") or [] if r.get("ok")]
     if rows:
@@ -215,3 +231,19 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qdr_core.bench.report RESULT.json [--markdown]``: re-render a stored result."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("json_path")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args(argv)
+    print(render(json.loads(Path(args.json_path).read_text()), markdown=args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -288,7 +288,14 @@ def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> 
     log(f"  frame pipeline (bgr8 decode + infer + encode) {pipe['pipeline']['median_ms']:.1f} ms vs bare "
         f"{pipe['bare']['median_ms']:.1f} ms: FPS ratio {pipe['fps_ratio']:.3f}, latency x{pipe['latency_ratio']:.3f}")  # fmt: skip
     if options.ros_node:
-        ros = node.ros_node(str(Path(models["int8_cpu"].path).resolve()), width, height, threads)
+        # The quick set runs one short round; the full set the script's defaults (3 rounds of 8 s).
+        short = options.mode == "quick"
+        ros = node.ros_node(
+            str(Path(models["int8_cpu"].path).resolve()),
+            threads,
+            seconds=3.0 if short else 8.0,
+            rounds=1 if short else 3,
+        )
     else:
         ros = {"status": "skipped", "note": "--no-ros-node"}
     log(
@@ -316,19 +323,18 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     eff = {r["threads"]: r for r in result.get("efficiency") or []}
     e = eff.get(2) or eff.get(1)
     add("achieved int8 ops/s / measured roofline (peak of any int8 kernel)", e.get("fraction_of_roofline") if e else None, 0.40,
-        note=f"{e['threads']} thread(s); vs conv-shaped roofline: {e.get('fraction_of_conv_roofline')}" if e else "")  # fmt: skip
+        note=f"{e['threads']} thread(s); vs the conv-shaped roofline: {e.get('fraction_of_conv_roofline') or 0:.2f}" if e else "")  # fmt: skip
     node = result.get("node") or {}
     ros = (node.get("ros_node") or {}).get("summary") or {}
     pipe = node.get("frame_pipeline") or {}
     src = "ROS node" if ros.get("fps_ratio") else "frame pipeline (ROS-free lower bound)"
     add("node FPS / bare runtime FPS", ros.get("fps_ratio") or pipe.get("fps_ratio"), 0.90, note=src)
-    add(
-        "node latency / bare inference latency",
-        ros.get("latency_ratio") or pipe.get("latency_ratio"),
-        1.2,
-        higher=False,
-        note=src,
-    )
+    # The "added latency <= 1.2x bare inference latency", and the stricter reading (the
+    # node's whole latency within 1.2x), both from the same measurement.
+    added = ros.get("added_latency_ratio") or pipe.get("added_latency_ratio")
+    add("node added latency / bare inference latency", added, 1.2, higher=False, note=src)
+    total = ros.get("latency_ratio") or pipe.get("latency_ratio")
+    add("node latency / bare inference latency (strict reading)", total, 1.2, higher=False, note=src)
     for task, rows in ((result.get("peers") or {}).get("tasks") or {}).items():
         qdr = [r for r in rows if r["kind"] == "qdr" and "psnr_output" in r]
         others = [r for r in rows if r["kind"] in ("classical", "learned") and "psnr_output" in r]

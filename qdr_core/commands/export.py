@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             model, args.output, calibration_batches(task, args.calib_images), metadata, opset=args.opset
         )
         counts = assert_int8_kernels(args.output)
-        print(f"onnxruntime optimized graph: {counts.get('QLinearConv', 0)} QLinearConv, no float Conv")
+        floats = counts.get("Conv", 0) + counts.get("FusedConv", 0)
+        print(f"onnxruntime optimized graph: {counts.get('QLinearConv', 0)} QLinearConv (int8), {floats} FP32 conv")
     print(f"wrote {args.output}")
     return 0

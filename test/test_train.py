@@ -103,3 +103,20 @@ def test_yaml_config_types_and_unknown_keys(tmp_path) -> None:
         from_dict(TrainConfig, {"learning_rate": 1})
     with pytest.raises(ConfigError, match="expected int"):
         from_dict(TrainConfig, {"iters": "many"})
+
+
+def test_torchrun_ddp_two_processes(tmp_path, paired_dirs) -> None:
+    """The same command under torchrun trains with DistributedDataParallel (gloo on CPU)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "qdr_core.cli", "train",
+           "--task", "noise", "--preset", "efm-t", "--iters", "3", "--batch-size", "2", "--patch", "32",
+           "--val-every", "3", "--val-images", "1", "--val-size", "32", "--threads", "1", "--no-progress",
+           "--input-dir", paired_dirs[0], "--target-dir", paired_dirs[1], "--out", str(tmp_path / "ddp")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("checkpoint:") == 1  # rank 0 alone writes and reports
+    assert (tmp_path / "ddp" / "fp32.pt").exists()

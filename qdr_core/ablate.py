@@ -44,6 +44,7 @@ VARIANTS = (
     Variant("qat_decoder", "QAT + decoder-feature KD", kd="decoder"),
     Variant("qat_dfd", "QAT + DFD (fixed weights)", kd="dfd"),
     Variant("qdr", "QAT + DFD + LMR (QDR)", kd="dfd", balance="lmr"),
+    Variant("qat_dfd_gradnorm", "QAT + DFD, grad-norm balancing", kd="dfd", balance="gradnorm"),
     Variant("qdr_large", "QDR, larger teacher (efm-m)", kd="dfd", balance="lmr", large_teacher=True),
 )
 

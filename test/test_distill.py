@@ -74,17 +74,41 @@ def test_fixed_balancer_sums_with_weights():
     assert float(total) == 4.0 and w == {"rec": 1.0, "kd": 0.5}
 
 
-def test_lmr_weights_move_towards_inverse_loss_magnitudes():
-    lmr = build_balancer("lmr", ("rec", "kd"))
-    assert isinstance(lmr, LMRBalancer)
+def _fit(lmr, losses, steps=200):
     opt = torch.optim.Adam(lmr.parameters(), lr=0.05)
-    losses = {"rec": torch.tensor(0.02), "kd": torch.tensor(0.5)}
-    for _ in range(200):
+    for _ in range(steps):
         opt.zero_grad()
         total, _ = lmr(losses)
         total.backward()
         opt.step()
-    w = lmr.weights()
+    return lmr.weights()
+
+
+def test_lmr_weights_move_towards_inverse_loss_magnitudes():
+    lmr = LMRBalancer(("rec", "kd"), init={"rec": 0.0, "kd": 0.0})
+    w = _fit(lmr, {"rec": torch.tensor(0.02), "kd": torch.tensor(0.5)})
     # Optimum of exp(-s) L + s is exp(-s) = 1 / L.
     assert w["rec"] > 10 and w["kd"] < 3
     assert w["rec"] / w["kd"] > 5
+
+
+def test_lmr_starts_at_the_first_batch_optimum_and_tracks_changes():
+    lmr = build_balancer("lmr", ("rec", "kd"))
+    assert isinstance(lmr, LMRBalancer)
+    lmr({"rec": torch.tensor(0.04), "kd": torch.tensor(0.2)})
+    w0 = lmr.weights()
+    assert abs(w0["rec"] - 25.0) < 1e-3 and abs(w0["kd"] - 5.0) < 1e-4
+    # The distillation loss shrinks as the student approaches the teacher: its weight grows.
+    w1 = _fit(lmr, {"rec": torch.tensor(0.04), "kd": torch.tensor(0.05)}, steps=60)
+    assert w1["kd"] > 1.5 * w0["kd"] and abs(w1["rec"] - 25.0) < 2.0
+    assert bool(lmr.initialized) and "initialized" in lmr.state_dict()
+
+
+def test_gradnorm_balancer_equalises_gradient_magnitudes():
+    gn = build_balancer("gradnorm", ("rec", "kd"))
+    gn.update({"rec": 0.5, "kd": 5.0})
+    assert abs(gn.weights()["rec"] - 1.0) < 1e-6 and abs(gn.weights()["kd"] - 0.1) < 1e-6
+    gn.update({"rec": 0.5, "kd": 0.5})
+    assert 0.1 < gn.weights()["kd"] < 1.0  # moving average
+    total, _ = gn({"rec": torch.tensor(1.0), "kd": torch.tensor(1.0)})
+    assert abs(float(total) - (1.0 + gn.weights()["kd"])) < 1e-6

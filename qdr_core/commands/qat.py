@@ -8,7 +8,7 @@ import dataclasses
 
 from qdr_core.quant.qat_train import QATConfig
 
-_CHOICES = {"kd": ["none", "output", "decoder", "dfd"], "balance": ["fixed", "lmr"], "kd_distance": ["l1", "mse"],
+_CHOICES = {"kd": ["none", "output", "decoder", "dfd"], "balance": ["fixed", "lmr", "gradnorm"], "kd_distance": ["l1", "mse"],
             "act_method": ["max", "percentile", "mse"], "weight_method": ["max", "percentile", "mse"]}  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 """Distillation for QAT: DFD (bottleneck), decoder / output KD baselines, LMR loss balancing."""
 
-from qdr_core.distill.lmr import BALANCE_MODES, FixedBalancer, LMRBalancer, build_balancer
+from qdr_core.distill.lmr import BALANCE_MODES, FixedBalancer, GradNormBalancer, LMRBalancer, build_balancer
 from qdr_core.distill.losses import (
     KD_MODES,
     DecoderFreeDistillation,
@@ -16,6 +16,7 @@ __all__ = [
     "DecoderFreeDistillation",
     "FeatureKD",
     "FixedBalancer",
+    "GradNormBalancer",
     "LMRBalancer",
     "OutputKD",
     "ProjectionAdapter",

@@ -48,7 +48,7 @@ class QATConfig:
     student_init: FP32 checkpoint the student starts from (default: the teacher = self-distillation).
     out: the QAT checkpoint to write.
     kd: none | output | decoder | dfd.
-    balance: fixed | lmr.
+    balance: fixed | lmr | gradnorm.
     kd_weight: the distillation weight under ``fixed``.
     kd_distance: l1 | mse.
     ptq: calibrate only (no training).
@@ -149,10 +149,12 @@ def qat_step(
     total, weights = balancer(losses)
     logs = {"loss": float(total.detach()), **{f"loss_{k}": float(v.detach()) for k, v in losses.items()}}
     logs.update({f"w_{k}": v for k, v in weights.items()})
-    if measure_grads:
+    if measure_grads and len(losses) > 1:
         params = [p for p in student.parameters() if p.requires_grad]
-        for k, v in losses.items():
-            logs[f"gnorm_{k}"] = grad_norm(v, params)
+        norms = {k: grad_norm(v, params) for k, v in losses.items()}
+        logs.update({f"gnorm_{k}": v for k, v in norms.items()})
+        if hasattr(balancer, "update"):
+            balancer.update(norms)
     total.backward()
     logs["grad_norm"] = float(
         nn.utils.clip_grad_norm_(student.parameters(), grad_clip if grad_clip > 0 else math.inf)
@@ -259,7 +261,10 @@ def fit_qat(
         optimizer.param_groups[0]["lr"] = base_lrs[0] * (0.01 + 0.99 * factor)
         degraded, clean = data.batch(step, cfg.batch_size)
         done = step + 1
-        measure = done % cfg.log_every == 0 or done == cfg.iters or step == 0
+        # Gradient-norm balancing needs frequent measurements; otherwise only at log steps.
+        every = 5 if getattr(balancer, "needs_grad_norms", False) else cfg.log_every
+        log_now = done % cfg.log_every == 0 or done == cfg.iters or step == 0
+        measure = log_now or done % every == 0
         logs = qat_step(
             student, teacher, (torch.from_numpy(degraded), torch.from_numpy(clean)), optimizer, rec_loss,
             kd_loss, cfg.kd, balancer, measure_grads=measure,
@@ -268,7 +273,7 @@ def fit_qat(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(rec=f"{logs['loss_rec']:.4f}", kd=f"{logs.get('loss_kd', 0):.4f}")
-        if measure:
+        if log_now:
             entry = {"step": done, "seconds": time.time() - t0}
             for key in logs:
                 if key.startswith(("loss", "grad_norm")):
@@ -297,8 +302,8 @@ def fit_qat(
 
 def check_config(cfg: QATConfig) -> QATConfig:
     check_kd_mode(cfg.kd)
-    if cfg.balance not in ("fixed", "lmr"):
-        raise ConfigError(f"unknown --balance {cfg.balance!r}; choose fixed or lmr")
+    if cfg.balance not in ("fixed", "lmr", "gradnorm"):
+        raise ConfigError(f"unknown --balance {cfg.balance!r}; choose fixed, lmr or gradnorm")
     if cfg.patch % 4:
         raise ConfigError(f"--patch must be a multiple of 4, got {cfg.patch}")
     return cfg

@@ -251,10 +251,12 @@ def markdown_table(cfg: AblationConfig, rows: list[dict[str, Any]]) -> str:
         f"{rows[0]['cpu']['n_images']} held-out photos of split `eval` (seed {EVAL_SEED}); PSNR (dB) / SSIM. "
         "`int8_cpu`: onnxruntime U8S8 QDQ (real int8 kernels); `int8_trt`: the TensorRT QDQ graph run in onnxruntime.",
         "",
-        "| variant | int8_cpu PSNR | int8_cpu SSIM | int8_trt PSNR | int8_trt SSIM | gain recovery cpu / trt |",
-        "|---|---|---|---|---|---|",
+        "| variant | int8_cpu PSNR | int8_cpu SSIM | int8_trt PSNR | int8_trt SSIM | fake-quant PSNR "
+        "| gain recovery cpu / trt |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        fq = f"{r['fake_quant']['psnr_output']:.2f}" if "fake_quant" in r else ""
         rec = (
             f"{100 * r['cpu_recovery']['gain_recovery']:.1f} % / {100 * r['trt_recovery']['gain_recovery']:.1f} %"
             if "cpu_recovery" in r
@@ -262,9 +264,12 @@ def markdown_table(cfg: AblationConfig, rows: list[dict[str, Any]]) -> str:
         )
         lines.append(
             f"| {r['label']} | {r['cpu']['psnr_output']:.2f} | {r['cpu']['ssim_output']:.4f} | "
-            f"{r['trt']['psnr_output']:.2f} | {r['trt']['ssim_output']:.4f} | {rec} |"
+            f"{r['trt']['psnr_output']:.2f} | {r['trt']['ssim_output']:.4f} | {fq} | {rec} |"
         )
     lines.append("")
+    large = [r for r in rows if "teacher_fp32" in r]
+    if large:
+        lines.append(f"Larger teacher's own FP32 PSNR: {large[0]['teacher_fp32']['psnr_output']:.2f} dB.")
     lines.append(
         f"Degraded input: {rows[0]['cpu']['psnr_input']:.2f} dB / {rows[0]['cpu']['ssim_input']:.4f}."
     )

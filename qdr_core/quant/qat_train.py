@@ -187,7 +187,8 @@ def plot_qat_history(history: list[dict[str, Any]], path: Path) -> None:
     axes[1].set(xlabel="step", ylabel="weight", yscale="log", title="balance weights")
     axes[2].set(xlabel="step", ylabel="||grad||", yscale="log", title="per-loss gradient norm")
     for ax in axes:
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -521,5 +521,8 @@ def test_camera_in_separate_process_640x480(tmp_path, model, reliability, transp
     # auto input QoS matched the camera (at activation, or by the re-check once it appeared).
     matched = ("(reliable)" in log) if reliability == "reliable" else ("best_effort" in log)
     assert matched and ("publishers now reliable" not in log), log
-    # One 0.3 s gap per frame is far above efm-t's processing time: every frame comes back.
-    assert report["restored"] == report["sent"], (report, log)
+    # One 0.3 s gap per frame is far above efm-t's processing time: every reliable frame comes back.
+    # Best effort may lose a frame when the machine is loaded (seen once in a full-suite run beside
+    # training jobs); without LARGE_DATA it delivers none, which is what this guards against.
+    minimum = report["sent"] if reliability == "reliable" else report["sent"] - 2
+    assert report["restored"] >= minimum, (report, log)

@@ -16,14 +16,7 @@ from qdr_core.distill import (
 )
 from qdr_core.models import build_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is fastest, and it keeps the suite quick on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _features():

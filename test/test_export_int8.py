@@ -23,14 +23,7 @@ from qdr_core.models.checkpoint import save_checkpoint
 from qdr_core.quant import calibrate, qat_payload, quantize_model
 from qdr_core.runtime import load_runtime
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is fastest, and it keeps the suite quick on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

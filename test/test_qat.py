@@ -18,14 +18,7 @@ from qdr_core.quant import calibrate, quantize_model
 from qdr_core.quant.qat_train import QATConfig, build_kd_loss, fit_qat, qat_step
 from qdr_core.train.losses import ReconstructionLoss
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is fastest, and it keeps the suite quick on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(n=3, size=72, seed=0):

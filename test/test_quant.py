@@ -21,14 +21,7 @@ from qdr_core.quant import (
     unique_quantizers,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread is fastest, and it keeps the suite quick on a busy 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_round_trip_error_is_half_a_step_inside_the_range():

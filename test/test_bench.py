@@ -37,8 +37,8 @@ def bench_run(tmp_path_factory):
 
 def test_quick_bench_writes_wellformed_json(bench_run):
     rc, out = bench_run
-    assert rc == 0
     result = json.loads((out / "bench_test.json").read_text())
+    assert rc == 0, result["errors"]
     assert result["schema"] == "qdr-bench/1" and result["mode"] == "quick" and result["errors"] == {}
     machine = result["machine"]
     assert machine["cpu_model"] and len(machine["loadavg"]) == 3 and result["loadavg_end"]

@@ -279,6 +279,8 @@ class RestoreNode(LifecycleNode):
     def _recheck_qos(self) -> None:
         """``auto`` input QoS follows the publishers: a best-effort camera that appears after
         activation would never match a reliable subscription."""
+        if not self.context.ok():  # a timer firing while SIGTERM shuts the context down
+            return
         if self._params is None or parse_qos(self._params.input_qos, allow_auto=True).reliability != "auto":
             return
         for topic in (self._image_topic(), self.resolve_topic_name("camera_info")):
@@ -471,12 +473,18 @@ class RestoreNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         pub = self._diag_pub
-        if pub is None:
+        if pub is None or not self.context.ok():
             return
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [self.diagnostics_status()]
-        pub.publish(msg)
+        try:
+            pub.publish(msg)
+        except Exception:
+            # SIGTERM can shut the context down between the check above and the publish: a
+            # timer firing during shutdown must not turn a clean exit into a traceback.
+            if self.context.ok():
+                raise
 
     def _destroy_timer(self, attr: str) -> None:
         timer = getattr(self, attr, None)

@@ -55,3 +55,30 @@ def load_yaml(cls: type[T], path: str | os.PathLike, **overrides: Any) -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return from_dict(cls, {**data, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def add_dataclass_arguments(
+    parser: Any,
+    cls: type,
+    skip: set[str] | frozenset[str] = frozenset(),
+    choices: dict[str, list[str]] | None = None,
+) -> None:
+    """One ``--field-name`` flag per field of dataclass ``cls`` (minus ``skip``), default None so
+    that only flags given on the command line override the dataclass defaults."""
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        kind = {"int": int, "float": float}.get(str(field.type), str)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind,
+            choices=(choices or {}).get(field.name), help=f"default {field.default}",
+        )  # fmt: skip
+
+
+def dataclass_overrides(args: Any, cls: type) -> dict[str, Any]:
+    """The fields of ``cls`` that ``args`` (an argparse namespace) sets to something other than None."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    }

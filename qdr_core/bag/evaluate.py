@@ -178,19 +178,14 @@ def pair_by_stamp(
         if clean_topic is None:
             on_pair(image, None)
             pairs += 1
-        elif image.topic == input_topic:
-            partner = pending_clean.pop(image.stamp_ns, None)
-            if partner is None:
-                pending_in[image.stamp_ns] = image
-            else:
-                on_pair(image, partner)
-                pairs += 1
         else:
-            partner = pending_in.pop(image.stamp_ns, None)
+            is_input = image.topic == input_topic
+            mine, other = (pending_in, pending_clean) if is_input else (pending_clean, pending_in)
+            partner = other.pop(image.stamp_ns, None)
             if partner is None:
-                pending_clean[image.stamp_ns] = image
+                mine[image.stamp_ns] = image
             else:
-                on_pair(partner, image)
+                on_pair(*((image, partner) if is_input else (partner, image)))
                 pairs += 1
     for image in sorted(pending_in.values(), key=lambda im: im.log_ns):
         on_pair(image, None)

@@ -4,21 +4,15 @@ DFD + LMR, larger teacher), each INT8 variant scored through onnxruntime; writes
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from qdr_core.ablate import AblationConfig
+from qdr_core.config import add_dataclass_arguments, dataclass_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ablate", help="run the QDR ablation table for a task", description=__doc__)
     p.add_argument("--task", required=True, choices=["lowlight", "haze", "rain", "noise"])
-    for field in dataclasses.fields(AblationConfig):
-        if field.name == "task":
-            continue
-        kind = {"int": int, "float": float}.get(str(field.type), str)
-        p.add_argument(
-            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, help=f"default {field.default}"
-        )
+    add_dataclass_arguments(p, AblationConfig, skip={"task"})
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -28,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from qdr_core.ablate import run_ablation
 
-    names = [f.name for f in dataclasses.fields(AblationConfig)]
-    values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    values = dataclass_overrides(args, AblationConfig)
     values.setdefault("teacher", f"models/{args.task}/fp32.pt")
     values.setdefault("out_dir", f"runs/qat_ablate/{args.task}")
     cfg = AblationConfig(**values)

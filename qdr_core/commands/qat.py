@@ -4,8 +4,8 @@ PTQ calibration only with ``--ptq``; writes a QAT checkpoint (``kind: qat``)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
+from qdr_core.config import add_dataclass_arguments, dataclass_overrides
 from qdr_core.quant.qat_train import QATConfig
 
 _CHOICES = {"kd": ["none", "output", "decoder", "dfd"], "balance": ["fixed", "lmr", "gradnorm"], "kd_distance": ["l1", "mse"],
@@ -25,15 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", help="QAT checkpoint to write (default models/<task>/qat.pt)")
     p.add_argument("--ptq", action="store_true", help="calibrate only (post-training quantization)")
-    skip = {"task", "teacher", "student_init", "out", "ptq"}
-    for field in dataclasses.fields(QATConfig):
-        if field.name in skip:
-            continue
-        kind = {"int": int, "float": float}.get(str(field.type), str)
-        p.add_argument(
-            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, choices=_CHOICES.get(field.name),
-            help=f"default {field.default}",
-        )  # fmt: skip
+    add_dataclass_arguments(
+        p, QATConfig, skip={"task", "teacher", "student_init", "out", "ptq"}, choices=_CHOICES
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -41,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from qdr_core.quant.qat_train import check_config, fit_qat
 
-    names = [f.name for f in dataclasses.fields(QATConfig)]
-    values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    values = dataclass_overrides(args, QATConfig)
     values.setdefault("out", f"models/{args.task}/qat.pt")
     cfg = check_config(QATConfig(**values))
     result = fit_qat(cfg, progress=not args.no_progress)

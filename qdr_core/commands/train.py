@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from qdr_core.config import add_dataclass_arguments
 from qdr_core.train.config import TrainConfig
 
 
@@ -15,13 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="EFM preset (efm-t, efm-s, efm-m)")
     p.add_argument("--no-ldg", dest="ldg", action="store_const", const=False, help="plain residual blocks")
     p.add_argument("--out", dest="out_dir", help="run folder (default runs/<task>)")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name in ("task", "preset", "ldg", "out_dir"):
-            continue
-        kind = {"int": int, "float": float}.get(str(field.type), str)
-        p.add_argument(
-            f"--{field.name.replace('_', '-')}", dest=field.name, type=kind, help=f"default {field.default}"
-        )
+    add_dataclass_arguments(p, TrainConfig, skip={"task", "preset", "ldg", "out_dir"})
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument(
         "--export", default=None, help="also write the model here as fp32.pt + fp32.onnx (a folder)"
@@ -34,13 +29,12 @@ def run(args: argparse.Namespace) -> int:
     import shutil
     from pathlib import Path
 
-    from qdr_core.config import from_dict, load_yaml
+    from qdr_core.config import dataclass_overrides, from_dict, load_yaml
     from qdr_core.export.onnx_fp32 import export_onnx
     from qdr_core.models.checkpoint import load_fp32_model
     from qdr_core.train.trainer import fit
 
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
-    overrides = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    overrides = dataclass_overrides(args, TrainConfig)
     if args.config:
         cfg = load_yaml(TrainConfig, args.config, **overrides)
     else:

@@ -19,7 +19,7 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): requirements-dev.txt requirements-ros.txt setup.py Makefile
+$(STAMP): requirements-dev.txt requirements-ros.txt setup.py
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt

@@ -161,15 +161,60 @@ def test_rule_checker_fails_a_float_model(tmp_path):
 
 def test_cpu_export_runs_int8_conv_kernels(cpu_path):
     counts = assert_int8_kernels(cpu_path)
-    # Every conv but the 12-channel head (kept FP32 on purpose, see CPU_FP32_CONVS) is QLinearConv.
-    assert counts["QLinearConv"] == 13
-    assert counts.get("Conv", 0) + counts.get("FusedConv", 0) == 1
+    # Every conv but the stem and the 12-channel head (FP32 on purpose, see CPU_FP32_CONVS) is
+    # QLinearConv.
+    assert counts["QLinearConv"] == 12
+    assert counts.get("Conv", 0) + counts.get("FusedConv", 0) == 2
     # Weights stored as INT8 with the learned per-channel scales, activations U8.
     model = onnx.load(str(cpu_path))
     types = {
         numpy_helper.to_array(i).dtype for i in model.graph.initializer if i.name.endswith("weight_quantized")
     }
     assert types == {np.dtype(np.int8)}
+
+
+def test_cpu_export_fp32_stem_reads_the_float_image(cpu_path):
+    model = onnx.load(str(cpu_path))
+    stem = next(n for n in model.graph.node if n.op_type == "Conv" and n.input[1] == "stem.weight")
+    clip = next(n for n in model.graph.node if stem.input[0] in n.output)
+    # The float path keeps the learned input range: Clip(input, 0, 255 * s) of the input quantizer.
+    assert clip.op_type == "Clip" and clip.input[0] == "input"
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert float(inits[clip.input[1]]) == 0.0
+    assert np.isclose(inits[clip.input[2]], 255 * inits["input_scale"])
+    # No Q -> DQ pair is left dangling by the rewiring.
+    used = {name for n in model.graph.node for name in n.input} | {o.name for o in model.graph.output}
+    assert all(set(n.output) & used for n in model.graph.node)
+
+
+def test_cpu_export_shuffles_uint8(cpu_path):
+    # The up-sampling DepthToSpace gets its input quantized with its output's learned range, so
+    # onnxruntime drops the DQ/Q pair around it: no float tensor enters it from a DequantizeLinear.
+    model = onnx.load(str(cpu_path))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    up = next(n for n in model.graph.node if n.op_type == "DepthToSpace" and "up" in n.name)
+    dq = producer[up.input[0]]
+    q_scale = {n.input[1] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == up.output[0]}
+    assert dq.op_type == "DequantizeLinear" and q_scale
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert np.array_equal(inits[dq.input[1]], inits[q_scale.pop()])
+    optimized = _optimized(cpu_path)
+    opt_producer = {o: n for n in optimized.node for o in n.output}
+    shuffles = [n for n in optimized.node if n.op_type == "DepthToSpace" and "up" in n.name]
+    assert shuffles and all(opt_producer[n.input[0]].op_type != "DequantizeLinear" for n in shuffles)
+
+
+def _optimized(path) -> onnx.GraphProto:
+    import tempfile
+
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        opts = ort.SessionOptions()
+        opts.optimized_model_filepath = f"{tmp}/opt.onnx"
+        opts.log_severity_level = 3
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return onnx.load(f"{tmp}/opt.onnx").graph
 
 
 def test_cpu_export_all_int8_when_asked(qat_model, tmp_path):

@@ -203,3 +203,16 @@ def test_onnxruntime_path_never_imports_torch(model_files):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok")
+
+
+def test_layout_helpers_match_numpy_transposes():
+    from qdr_core.runtime.base import hwc_to_nchw, nchw_to_hwc
+
+    rng = np.random.default_rng(3)
+    image = rng.random((37, 50, 3), dtype=np.float32)
+    batch = hwc_to_nchw(image)
+    assert batch.shape == (1, 3, 37, 50) and batch.flags.c_contiguous
+    assert np.array_equal(batch[0], image.transpose(2, 0, 1))
+    padded = rng.random((1, 3, 40, 52), dtype=np.float32)
+    back = nchw_to_hwc(padded[0, :, :37, :50])  # a cropped, strided view, as after padding
+    assert back.flags.c_contiguous and np.array_equal(back, padded[0, :, :37, :50].transpose(1, 2, 0))

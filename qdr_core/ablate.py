@@ -98,10 +98,11 @@ def score_torch(model: torch.nn.Module, pairs: list) -> dict:
     from qdr_core.runtime.base import pad_image
 
     model.eval()
+    multiple = int(getattr(model, "size_multiple", 4))
 
     def restore(image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(pad_image(image, 4).transpose(2, 0, 1)))[None]
+        x = torch.from_numpy(np.ascontiguousarray(pad_image(image, multiple).transpose(2, 0, 1)))[None]
         return model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
 
     return _score(restore, pairs)

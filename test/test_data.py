@@ -120,3 +120,25 @@ def test_read_rgb_handles_grey_alpha_and_16bit(tmp_path) -> None:
     assert read_rgb(tmp_path / "a.png").max() == 1.0
     assert read_rgb(tmp_path / "w.png").min() == 1.0
     assert read_rgb(tmp_path / "g.png", max_side=5).shape == (4, 5, 3)
+
+
+def test_haze_is_synthesised_on_the_whole_frame_then_cropped(photos) -> None:
+    assert SyntheticPairs("haze", photos, patch=32).whole_frame
+    assert not SyntheticPairs("rain", photos, patch=32).whole_frame
+
+    def veil_spread(whole: bool) -> float:
+        # How much the haze veil varies inside one crop: a crop of a hazed frame covers a slice of
+        # the frame's depth range; hazing the crop itself stretches the full range over 32 pixels.
+        # A flat grey frame: the veil (A - J)(1 - t) then varies only with depth.
+        flat = [np.full((128, 128, 3), 0.3, np.float32)]
+        data = SyntheticPairs("haze", flat, patch=32, seed=5, whole_frame=whole)
+        spreads = []
+        for i in range(24):
+            degraded, clean = data.sample(i)
+            veil = (degraded - clean).mean(axis=2)
+            spreads.append(np.ptp(veil))
+        return float(np.mean(spreads))
+
+    assert veil_spread(True) < 0.5 * veil_spread(False)
+    a, b = SyntheticPairs("haze", photos, patch=32, seed=5), SyntheticPairs("haze", photos, patch=32, seed=5)
+    assert np.array_equal(a.sample(3)[0], b.sample(3)[0])

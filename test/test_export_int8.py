@@ -194,7 +194,9 @@ def test_cpu_export_shuffles_uint8(cpu_path):
     producer = {o: n for n in model.graph.node for o in n.output}
     up = next(n for n in model.graph.node if n.op_type == "DepthToSpace" and "up" in n.name)
     dq = producer[up.input[0]]
-    q_scale = {n.input[1] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == up.output[0]}
+    q_scale = {
+        n.input[1] for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == up.output[0]
+    }
     assert dq.op_type == "DequantizeLinear" and q_scale
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     assert np.array_equal(inits[dq.input[1]], inits[q_scale.pop()])

@@ -34,19 +34,26 @@ def randomise_head(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_forward_shapes_and_no_nan(name: str) -> None:
     model = build_model(EFMConfig.from_dict(TINY[name]))
-    x = torch.rand(2, 3, 36, 52)
+    m = model.size_multiple
+    h, w = 9 * 4 if m == 4 else 2 * m, 13 * 4 if m == 4 else 3 * m
+    x = torch.rand(2, 3, h, w)
     out, feats = model(x, return_features=True)
     assert out.shape == x.shape
     assert torch.isfinite(out).all()
     c = model.cfg.width
-    assert feats["bottleneck"].shape == (2, 2 * c, 9, 13)
-    assert feats["encoder"].shape == feats["decoder"].shape == (2, c, 18, 26)
+    assert feats["bottleneck"].shape == (2, 2 * c, h // 4, w // 4)
+    assert feats["encoder"].shape == feats["decoder"].shape == (2, c, h // 2, w // 2)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_parameter_gets_a_gradient(name: str) -> None:
     model = randomise_head(build_model(EFMConfig.from_dict(TINY[name])))
-    model(torch.rand(1, 3, 16, 16)).square().mean().backward()
+    if model.cfg.context_levels:  # the pyramid's up-projections start at zero: open them
+        with torch.no_grad():
+            for conv in model.context.up:
+                conv.weight.normal_(0, 0.1)
+    side = max(16, 2 * model.size_multiple)
+    model(torch.rand(1, 3, side, side)).square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
 
@@ -137,3 +144,59 @@ def test_checkpoint_with_wrong_weights_is_rejected(tmp_path) -> None:
         load_fp32_model(tmp_path / "m.pt")
     with pytest.raises(ModelFileError, match="not found"):
         read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_context_pyramid_starts_as_identity_and_sets_the_size_multiple() -> None:
+    plain = build_model(preset_config("efm-t"))
+    ctx = build_model(preset_config("efm-t", context_levels=2))
+    assert plain.size_multiple == 4 and ctx.size_multiple == 16
+    randomise_head(plain)
+    # efm-t weights copied into the context model: same output until the pyramid learns something.
+    ctx.load_state_dict({**ctx.state_dict(), **plain.state_dict()})
+    x = torch.rand(1, 3, 32, 48)
+    assert torch.allclose(ctx.eval()(x), plain.eval()(x), atol=1e-6)
+    with torch.no_grad():
+        for conv in ctx.context.up:
+            conv.weight.normal_(0, 0.1)
+    # Now the deep levels (1/8, 1/16) change the output far from where the input changed.
+    y = x.clone()
+    y[..., :4, :4] = 1.0
+    assert (ctx(y) - ctx(x))[..., 24:, 36:].abs().max() > 0
+    assert (plain(y) - plain(x))[..., 24:, 36:].abs().max() == 0
+
+
+def test_init_from_copies_weights_into_an_extended_model(tmp_path) -> None:
+    from qdr_core.models.checkpoint import init_from
+
+    plain = randomise_head(build_model(preset_config("efm-t")))
+    save_checkpoint(tmp_path / "p.pt", model_payload(plain))
+    ctx = build_model(preset_config("efm-t", context_levels=1))
+    fresh = init_from(ctx, tmp_path / "p.pt")
+    assert fresh and all(name.startswith("context.") for name in fresh)
+    assert torch.equal(ctx.head.weight, plain.head.weight)
+    wider = build_model(EFMConfig(width=12, enc_blocks=1, mid_blocks=1, dec_blocks=1))
+    with pytest.raises(ModelFileError, match="do not fit"):
+        init_from(wider, tmp_path / "p.pt")
+
+
+def test_context_model_exports_with_its_size_multiple(tmp_path) -> None:
+    from qdr_core.export.qdq_tensorrt import export_tensorrt_qdq
+    from qdr_core.quant.calibrate import calibrate
+    from qdr_core.quant.convert import quantize_model
+    from qdr_core.runtime import load_runtime
+    from qdr_core.runtime.onnx_metadata import read_metadata
+
+    model = randomise_head(build_model(preset_config("efm-t", context_levels=2))).eval()
+    path = export_onnx(model, tmp_path / "fp32.onnx")
+    qat = quantize_model(model)
+    calibrate(qat, [torch.rand(1, 3, 32, 32)])
+    trt = export_tensorrt_qdq(qat.eval(), tmp_path / "trt.onnx")  # passes the TensorRT rules
+    assert read_metadata(path)["size_multiple"] == read_metadata(trt)["size_multiple"] == "16"
+    image = np.random.default_rng(0).random((37, 50, 3), dtype=np.float32)
+    with load_runtime(path, backend="onnxruntime", num_threads=1) as rt:
+        assert rt.size_multiple == 16
+        out = rt.infer(image)
+    x = torch.from_numpy(np.pad(image, ((0, 11), (0, 14), (0, 0)), mode="reflect").transpose(2, 0, 1).copy())
+    with torch.no_grad():
+        ref = model(x[None])[0, :, :37, :50].clamp(0, 1).numpy().transpose(1, 2, 0)
+    assert np.abs(out - ref).max() < 1e-5

@@ -216,3 +216,23 @@ def test_layout_helpers_match_numpy_transposes():
     padded = rng.random((1, 3, 40, 52), dtype=np.float32)
     back = nchw_to_hwc(padded[0, :, :37, :50])  # a cropped, strided view, as after padding
     assert back.flags.c_contiguous and np.array_equal(back, padded[0, :, :37, :50].transpose(1, 2, 0))
+
+
+def test_onnx_metadata_reader_matches_onnx(tmp_path):
+    import onnx
+
+    from qdr_core.runtime.onnx_metadata import read_metadata
+    from qdr_core.runtime.testing import write_random_model
+
+    files = write_random_model(tmp_path, preset="efm-t")
+    proto = onnx.load(str(files.onnx))
+    expected = {p.key: p.value for p in proto.metadata_props}
+    assert expected and read_metadata(files.onnx) == expected
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "note", "ünïcode, commas"
+    onnx.save(proto, str(tmp_path / "more.onnx"))
+    assert read_metadata(tmp_path / "more.onnx")["note"] == "ünïcode, commas"
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(files.onnx.read_bytes()[:-7] + b"\xff\xff\xff\xff\xff\xff\xff")
+    with pytest.raises(ModelFileError, match="cannot read ONNX metadata"):
+        read_metadata(broken)

@@ -86,6 +86,16 @@ def test_profile_shapes():
         profile_shapes((1200, 640), DEFAULT_MAX_SIZE)
 
 
+def test_profile_sizes_round_up_to_the_model_multiple():
+    from qdr_core.runtime.tensorrt_backend import round_up_size
+
+    # A context-pyramid model pads to multiples of 32: 1080p frames run as 1088x1920.
+    assert round_up_size((1080, 1920), 32) == (1088, 1920)
+    assert round_up_size((480, 640), 32) == (480, 640)
+    lo, _, hi = profile_shapes((480, 640), round_up_size((1080, 1920), 32), 32)
+    assert lo == (1, 3, 32, 32) and hi == (1, 3, 1088, 1920)
+
+
 def test_missing_tensorrt_names_what_to_install(tmp_path):
     if trt_importable():
         pytest.skip("tensorrt is installed here; the missing-dependency message cannot be observed")

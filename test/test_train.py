@@ -120,3 +120,16 @@ def test_torchrun_ddp_two_processes(tmp_path, paired_dirs) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("checkpoint:") == 1  # rank 0 alone writes and reports
     assert (tmp_path / "ddp" / "fp32.pt").exists()
+
+
+def test_evaluate_model_pads_to_the_model_size_multiple() -> None:
+    from qdr_core.models import build_model, preset_config
+    from qdr_core.train.trainer import evaluate_model
+
+    model = build_model(preset_config("efm-t", context_levels=2))  # needs multiples of 16
+    rng = np.random.default_rng(0)
+    clean = rng.random((36, 52, 3), dtype=np.float32)
+    degraded = np.clip(clean + 0.1, 0, 1).astype(np.float32)
+    scores = evaluate_model(model, [("a", degraded, clean)])
+    # An untrained EFM is the identity: the output scores equal the input's.
+    assert scores["psnr_output"] == pytest.approx(scores["psnr_input"], abs=1e-4)

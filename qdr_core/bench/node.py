@@ -118,11 +118,17 @@ def summarize_node_result(raw: dict[str, Any]) -> dict[str, float | None]:
 
 
 def ros_node(
-    model: str, threads: int, seconds: float = 8.0, rounds: int = 3, timeout_s: float = 600.0
+    model: str,
+    threads: int,
+    seconds: float = 8.0,
+    rounds: int = 3,
+    timeout_s: float = 600.0,
+    transport: str = "large_data",
 ) -> dict[str, Any]:
     """Run benchmarks/node_vs_runtime.py (its own rclpy node process) when it exists; ``status``
     says what happened. Its JSON goes to a temporary file: the script's own result file is left
-    alone."""
+    alone. ``transport``: ``large_data`` (the documented setting for 640x480+ frames) or
+    ``default`` (Fast DDS's default UDP transport)."""
     if not SCRIPT.is_file():
         return {
             "status": "absent",
@@ -139,6 +145,8 @@ def ros_node(
             str(seconds),
             "--rounds",
             str(rounds),
+            "--transport",
+            transport,
             "--out",
             str(out),
         ]
@@ -163,4 +171,10 @@ def ros_node(
                 "stderr_tail": tail,
             }
         raw = json.loads(out.read_text())
-    return {"status": "measured", "invocation": invocation, "summary": summarize_node_result(raw), "raw": raw}
+    return {
+        "status": "measured",
+        "invocation": invocation,
+        "transport": transport,
+        "summary": summarize_node_result(raw),
+        "raw": raw,
+    }

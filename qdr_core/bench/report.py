@@ -102,11 +102,17 @@ def _render(result: dict[str, Any]) -> str:
             f"{p['pipeline']['median_ms']:.2f} ms vs bare {p['bare']['median_ms']:.2f} ms -> FPS ratio {p['fps_ratio']:.3f}, "
             f"added {p['added_latency_ms']:.2f} ms, latency ratio {p['latency_ratio']:.3f}"
         )
-        ros = node.get("ros_node") or {}
-        summary = ros.get("summary") or {}
-        parts.append(f"ROS node (benchmarks/node_vs_runtime.py): {ros.get('status')}"
-                     + (f": FPS ratio {_fmt(summary.get('fps_ratio'), 3)}, latency ratio {_fmt(summary.get('latency_ratio'), 3)}" if summary else "")
-                     + (f" — {ros['note']}" if ros.get("note") else ""))  # fmt: skip
+        for key, label in (
+            ("ros_node", "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA"),
+            ("ros_node_default_transport", "default Fast DDS transport"),
+        ):
+            if key not in node:
+                continue
+            ros = node.get(key) or {}
+            summary = ros.get("summary") or {}
+            parts.append(f"ROS node (benchmarks/node_vs_runtime.py, {label}): {ros.get('status')}"
+                         + (f": FPS ratio {_fmt(summary.get('fps_ratio'), 3)}, latency ratio {_fmt(summary.get('latency_ratio'), 3)}" if summary else "")
+                         + (f" — {ros['note']}" if ros.get("note") else ""))  # fmt: skip
     peers = result.get("peers") or {}
     for task, rows in (peers.get("tasks") or {}).items():
         parts.append(f"## Peers: {task} ({peers['n_images']} images from {peers['images']}, max side {peers['max_side']}; "

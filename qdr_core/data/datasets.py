@@ -35,6 +35,12 @@ def random_crop_flip(images: Sequence[np.ndarray], patch: int, rng: np.random.Ge
     return out
 
 
+#: Degradations whose look depends on the whole frame: haze's depth proxy spans the frame (top far,
+#: bottom near), so a hazed 128-pixel crop would hold the full near-to-far range that a crop of a
+#: hazed frame never shows. These are synthesised on the whole photo, then cropped.
+WHOLE_FRAME_TASKS = frozenset({"haze"})
+
+
 class SyntheticPairs:
     """Endless (degraded, clean) training crops from clean photos.
 
@@ -43,15 +49,25 @@ class SyntheticPairs:
         images: clean float32 RGB images.
         patch: crop size (a multiple of the model's size multiple).
         seed: seeds the crop / degradation stream; sample ``i`` is reproducible.
+        whole_frame: degrade the whole photo, then crop (default: for ``WHOLE_FRAME_TASKS``), so
+            training crops look like crops of the degraded frames the model meets at test time.
     """
 
-    def __init__(self, task: str, images: Sequence[np.ndarray], patch: int = 96, seed: int = 0) -> None:
+    def __init__(
+        self,
+        task: str,
+        images: Sequence[np.ndarray],
+        patch: int = 96,
+        seed: int = 0,
+        whole_frame: bool | None = None,
+    ) -> None:
         if not images:
             raise DataError("SyntheticPairs needs at least one clean image")
         self.task = check_task(task)
         self.images = list(images)
         self.patch = patch
         self.seed = seed
+        self.whole_frame = self.task in WHOLE_FRAME_TASKS if whole_frame is None else whole_frame
         # Sample big photos more often: every pixel is equally likely to be in a crop.
         areas = np.array([im.shape[0] * im.shape[1] for im in self.images], np.float64)
         self.weights = areas / areas.sum()
@@ -59,6 +75,10 @@ class SyntheticPairs:
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng([self.seed, index])
         clean = self.images[int(rng.choice(len(self.images), p=self.weights))]
+        if self.whole_frame:
+            degraded = degrade(self.task, clean, rng, split="train")
+            degraded_crop, crop = random_crop_flip([degraded, clean], self.patch, rng)
+            return degraded_crop, crop
         (crop,) = random_crop_flip([clean], self.patch, rng)
         return degrade(self.task, crop, rng, split="train"), crop
 

@@ -63,7 +63,10 @@ def export_onnx(
             dynamo=False,
         )
     proto = inline_identity_initializers(onnx.load(str(path)))
-    for key, value in (metadata or {}).items():
+    # Runtimes pad H and W to this (an EFM with a context pyramid needs more than 4).
+    multiple = getattr(model, "size_multiple", None)
+    meta = {**({"size_multiple": str(multiple)} if multiple else {}), **(metadata or {})}
+    for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     onnx.checker.check_model(proto)

@@ -127,7 +127,7 @@ def export_ort_int8(
         "precision": "int8",
         "quantization": "qdq-onnxruntime-u8s8",
         "fp32_layers": ",".join(w.rsplit(".", 1)[0] for w in fp32_convs),
-        "size_multiple": "4",
+        "size_multiple": str(qat.size_multiple),
         **(metadata or {}),
     }
     del model.metadata_props[:]
@@ -183,7 +183,11 @@ def _float_inputs_for(model: onnx.ModelProto, nodes: list[str]) -> None:
     graph = model.graph
     while True:
         used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
-        dead = [n for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not used.intersection(n.output)]
+        dead = [
+            n
+            for n in graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not used.intersection(n.output)
+        ]
         if not dead:
             break
         for n in dead:

@@ -77,7 +77,13 @@ def export_tensorrt_qdq(
 
     proto, _ = export_float_graph(qat, opset)
     insert_qdq(proto, qat)
-    meta = {"precision": "int8", "quantization": "qdq-tensorrt", "size_multiple": "4", **(metadata or {})}
+    meta = {
+        "precision": "int8",
+        "quantization": "qdq-tensorrt",
+        "size_multiple": str(qat.size_multiple),
+        **(metadata or {}),
+    }
+    del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)

@@ -79,7 +79,8 @@ def _add_order(qat: EFM) -> list[QuantAdd]:
     ]
     try:
         with torch.no_grad():
-            qat.eval()(torch.zeros(1, 3, 16, 16))
+            side = 2 * int(getattr(qat, "size_multiple", 8))
+            qat.eval()(torch.zeros(1, 3, side, side))
     finally:
         for h in hooks:
             h.remove()

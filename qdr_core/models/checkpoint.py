@@ -82,6 +82,24 @@ def load_fp32_model(path: str | os.PathLike) -> tuple[EFM, dict[str, Any]]:
     return model.eval(), payload
 
 
+def init_from(model: EFM, path: str | os.PathLike) -> list[str]:
+    """Copy the FP32 weights in ``path`` into ``model``, which may have extra modules (efm-s ->
+    efm-s-ctx: its context pyramid keeps its own init). Every stored tensor must exist in ``model``
+    with the same shape. Returns the names of the model's tensors that were not in the file."""
+    payload = read_checkpoint(path)
+    if payload["kind"] != "fp32":
+        raise ModelFileError(f"{path}: --init needs an FP32 checkpoint, got kind {payload['kind']!r}")
+    own = model.state_dict()
+    stored = payload["state_dict"]
+    wrong = [k for k, v in stored.items() if k not in own or own[k].shape != v.shape]
+    if wrong:
+        raise ModelFileError(
+            f"{path}: {len(wrong)} stored tensors do not fit this architecture (e.g. {wrong[:3]})"
+        )
+    model.load_state_dict({**own, **stored})
+    return sorted(set(own) - set(stored))
+
+
 def load_model(path: str | os.PathLike) -> torch.nn.Module:
     """Any runnable model stored in a qdr checkpoint (``kind`` fp32 or qat), in eval mode."""
     payload = read_checkpoint(path)

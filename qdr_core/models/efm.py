@@ -19,6 +19,7 @@ from torch import nn
 
 from qdr_core.errors import ConfigError
 from qdr_core.models.blocks import Add, ResidualBlock
+from qdr_core.models.context import ContextPyramid
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class EFMConfig:
         dec_blocks: residual blocks at 1/2 resolution after up-sampling.
         ldg: learnable degradation gating in encoder and bottleneck blocks.
         gate_channels: channels of each LDG gate map (1 or the block width).
+        context_levels: extra stride-2 levels below the bottleneck (1/8, 1/16, ...; see
+            ``models.context``) for degradations that need the whole frame (haze). Each level
+            doubles the size multiple the input must have (4 * 2**levels).
     """
 
     width: int = 32
@@ -40,9 +44,10 @@ class EFMConfig:
     dec_blocks: int = 1
     ldg: bool = True
     gate_channels: int = 1
+    context_levels: int = 0
 
     def __post_init__(self) -> None:
-        if self.width < 1 or min(self.enc_blocks, self.mid_blocks, self.dec_blocks) < 0:
+        if self.width < 1 or min(self.enc_blocks, self.mid_blocks, self.dec_blocks, self.context_levels) < 0:
             raise ConfigError(f"invalid EFM config: {self}")
         if self.gate_channels < 1:
             raise ConfigError(f"gate_channels must be >= 1, got {self.gate_channels}")
@@ -67,6 +72,8 @@ PRESETS: dict[str, EFMConfig] = {
     "efm-s": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1),
     # Quality preset (and the larger teacher of the capacity-mismatch ablation).
     "efm-m": EFMConfig(width=48, enc_blocks=2, mid_blocks=4, dec_blocks=2),
+    # efm-s plus a 3-level context pyramid (down to 1/32): frame-wide receptive field for haze.
+    "efm-s-ctx": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=3),
 }
 DEFAULT_PRESET = "efm-s"
 
@@ -79,13 +86,13 @@ def preset_config(name: str, **overrides) -> EFMConfig:
 
 
 class EFM(nn.Module):
-    """Edge-Friendly Model. Input and output: RGB in [0, 1], NCHW, H and W multiples of 4."""
-
-    size_multiple = 4
+    """Edge-Friendly Model. Input and output: RGB in [0, 1], NCHW, H and W multiples of
+    ``size_multiple`` (4, or 4 * 2**context_levels with a context pyramid)."""
 
     def __init__(self, cfg: EFMConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.size_multiple = 4 * 2**cfg.context_levels
         c, c2 = cfg.width, 2 * cfg.width
         # Stem: a 4x4 stride-2 conv sees each 2x2 cell plus its neighbours (space-to-depth with
         # context) and moves all further work to 1/2 resolution.
@@ -96,6 +103,7 @@ class EFM(nn.Module):
         )
         self.down = nn.Conv2d(c, c2, 3, stride=2, padding=1)
         self.down_act = nn.ReLU()
+        self.context = ContextPyramid(c2, cfg.context_levels) if cfg.context_levels else nn.Identity()
         self.bottleneck = nn.Sequential(
             *[ResidualBlock(c2, cfg.ldg, cfg.gate_channels) for _ in range(cfg.mid_blocks)]
         )
@@ -116,7 +124,7 @@ class EFM(nn.Module):
         self, x: torch.Tensor, return_features: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         enc = self.encoder(self.stem_act(self.stem(x)))
-        bottleneck = self.bottleneck(self.down_act(self.down(enc)))
+        bottleneck = self.bottleneck(self.context(self.down_act(self.down(enc))))
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
         if return_features:

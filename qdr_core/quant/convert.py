@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from torch import nn
 
 from qdr_core.models.blocks import Add, ResidualBlock
+from qdr_core.models.context import ContextPyramid
 from qdr_core.models.efm import EFM
 from qdr_core.quant.fake_quant import FakeQuantizer
 from qdr_core.quant.layers import QuantAdd, QuantConv2d
@@ -45,6 +46,10 @@ def tie_shared_quantizers(model: EFM) -> None:
             block.add.quant_a = shared
     model.skip_add.quant_b = model.down.input_quant
     model.residual_add.quant_a = model.stem.input_quant
+    if isinstance(model.context, ContextPyramid):
+        # Each pyramid level's input feeds the next level's stride-2 conv and that level's skip Add.
+        for level, add in zip(model.context.levels, model.context.adds):
+            add.quant_a = level.down.input_quant
 
 
 def quantize_model(fp32: EFM, act_method: str = "mse", weight_method: str = "max") -> EFM:

@@ -23,6 +23,7 @@ import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ImageFormatError, ModelFileError
 from qdr_core.runtime.base import DEFAULT_SIZE_MULTIPLE, Runtime
+from qdr_core.runtime.onnx_metadata import read_metadata
 
 LOG = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ def engine_cache_key(
 def engine_cache_path(cache_dir: str | os.PathLike, onnx_path: str | os.PathLike, key: str) -> Path:
     """``<cache_dir>/<onnx stem>-<key prefix>.engine``: readable by a person, unique by the key."""
     return Path(cache_dir) / f"{Path(onnx_path).stem}-{key[:24]}.engine"
+
+
+def round_up_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """``(h, w)`` rounded up to multiples of ``multiple``."""
+    return tuple(-(-int(v) // multiple) * multiple for v in size)
 
 
 def profile_shapes(
@@ -260,7 +266,14 @@ class TensorRTRuntime(Runtime):
         self.precision = precision
         self.dla_core = int(dla_core)
         self.strongly_typed = bool(strongly_typed)
-        self.opt_size, self.max_size = tuple(opt_size), tuple(max_size)
+        self.metadata = read_metadata(self.model_path)
+        multiple = self.metadata.get("size_multiple", "")
+        if multiple.isdigit() and int(multiple) > 0:
+            self.size_multiple = int(multiple)
+        # Profile sizes round up to the model's multiple (1080 -> 1088 for a 32-multiple model):
+        # ``infer`` pads every frame to that multiple anyway.
+        self.opt_size = round_up_size(opt_size, self.size_multiple)
+        self.max_size = round_up_size(max_size, self.size_multiple)
         self.workspace_bytes = int(workspace_bytes)
         self._profile = profile_shapes(self.opt_size, self.max_size, self.size_multiple)
         self._logger = _make_logger(trt)

@@ -22,6 +22,8 @@ class TrainConfig:
     threads: torch intra-op threads (0 = torch default).
     input_dir / target_dir: train on real paired folders instead of synthesised photos.
     grad_clip: max gradient norm (0 = off).
+    init: start from the weights of this FP32 checkpoint (same preset, or one it extends: efm-s ->
+        efm-s-ctx); new modules keep their initialisation.
     """
 
     task: str = "lowlight"
@@ -46,6 +48,7 @@ class TrainConfig:
     input_dir: str | None = None
     target_dir: str | None = None
     grad_clip: float = 1.0
+    init: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

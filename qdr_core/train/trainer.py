@@ -21,7 +21,7 @@ from qdr_core.data.datasets import PairedFolder, PairedFolderPairs, SyntheticPai
 from qdr_core.data.sources import photos
 from qdr_core.metrics import psnr, ssim
 from qdr_core.models import build_model, preset_config
-from qdr_core.models.checkpoint import model_payload, read_checkpoint, save_checkpoint
+from qdr_core.models.checkpoint import init_from, model_payload, read_checkpoint, save_checkpoint
 from qdr_core.train.config import TrainConfig
 from qdr_core.train.losses import ReconstructionLoss
 
@@ -56,12 +56,19 @@ def train_step(
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Mean PSNR / SSIM of ``model`` on (name, degraded, clean) pairs (sizes multiple of 4)."""
+    """Mean PSNR / SSIM of ``model`` on (name, degraded, clean) pairs (any size: padded to the
+    model's size multiple as the runtimes do, and cropped back)."""
+    from qdr_core.runtime.base import pad_image
+
     model.eval()
+    multiple = int(getattr(model, "size_multiple", 4))
     scores = {"psnr_input": [], "psnr_output": [], "ssim_input": [], "ssim_output": []}
     for _, degraded, clean in pairs:
-        x = torch.from_numpy(degraded.transpose(2, 0, 1)).unsqueeze(0)
-        restored = model(x)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+        h, w = degraded.shape[:2]
+        x = torch.from_numpy(
+            np.ascontiguousarray(pad_image(degraded, multiple).transpose(2, 0, 1))
+        ).unsqueeze(0)
+        restored = model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
         scores["psnr_input"].append(psnr(clean, degraded))
         scores["psnr_output"].append(psnr(clean, restored))
         scores["ssim_input"].append(ssim(clean, degraded))
@@ -136,7 +143,12 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     out = Path(cfg.out_dir)
     device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
 
-    model = build_model(preset_config(cfg.preset, ldg=cfg.ldg)).to(device)
+    model = build_model(preset_config(cfg.preset, ldg=cfg.ldg))
+    if cfg.init:
+        fresh = init_from(model, cfg.init)
+        if rank == 0:
+            print(f"initialised from {cfg.init}; {len(fresh)} tensors keep their own init")
+    model = model.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
     )

@@ -6,13 +6,24 @@ frame" is checked against the exact code path the node runs.
 
 from __future__ import annotations
 
-from qdr_core.image_encodings import Decoded, Encoded, decode, decode_compressed, encode, output_encoding_for
+from qdr_core.image_encodings import (
+    Decoded,
+    Encoded,
+    decode,
+    decode_compressed,
+    encode,
+    encode_planes,
+    output_encoding_for,
+)
 from qdr_core.runtime.base import Runtime
 
 
 def restore_decoded(runtime: Runtime, decoded: Decoded, output_encoding: str = "same") -> Encoded:
-    restored = runtime.infer(decoded.rgb)
-    return encode(restored, output_encoding_for(decoded.encoding, output_encoding), decoded.alpha)
+    """8-bit frames stay 8-bit around the model (``infer_planes8``); 16-bit ones go through float."""
+    encoding = output_encoding_for(decoded.encoding, output_encoding)
+    if decoded.rgb8 is not None:
+        return encode_planes(runtime.infer_planes8(decoded.rgb8), encoding, decoded.alpha)
+    return encode(runtime.infer(decoded.rgb), encoding, decoded.alpha)
 
 
 def restore_raw(

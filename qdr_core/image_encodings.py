@@ -1,11 +1,14 @@
 """sensor_msgs/Image buffers <-> numpy RGB, without ROS.
 
 The node hands the fields of an ``Image`` (height, width, encoding, is_bigendian, step, data) to
-``decode`` and gets float32 RGB in [0, 1] for the runtime plus the alpha channel, if any; ``encode``
-turns the restored RGB back into a buffer in the output encoding.
+``decode`` and gets the frame's RGB plus the alpha channel, if any; ``encode`` / ``encode_planes``
+turn the restored RGB back into a buffer in the output encoding.
 
-Reading is zero-copy up to the unavoidable conversion to float: ``raw_view`` is a strided numpy view
-of the message's own bytes that honours ``step`` padding and ``is_bigendian``.
+Reading is zero-copy: ``raw_view`` is a strided numpy view of the message's own bytes that honours
+``step`` padding and ``is_bigendian``. An 8-bit frame stays 8-bit (``Decoded.rgb8``, a view; bgr8 is
+the same bytes read backwards): the runtime converts it to its float batch in one pass per channel
+(``Runtime.infer_planes8``), which is what a node running at camera rate wants. 16-bit frames
+decode to float (``Decoded.rgb``).
 
 Output encoding rule (``output_encoding: same``): an encoding that carries full-resolution colour or
 grey is kept (rgb8, bgr8, rgba8 / bgra8 with the input's alpha passed through, mono8, mono16).
@@ -82,14 +85,25 @@ class Decoded:
     """An input frame ready for a runtime.
 
     Attributes:
-        rgb: HxWx3 float32 RGB in [0, 1] (may be a read-only broadcast view for mono input).
-        alpha: HxW alpha samples of rgba8 / bgra8 input (a view of the message), else None.
         encoding: the input's encoding (for compressed input: the raw encoding it stood for).
+        alpha: HxW alpha samples of rgba8 / bgra8 input (a view of the message), else None.
+        rgb8: 8-bit frames: HxWx3 uint8 RGB, usually a strided view of the message (bgr8 read
+            backwards, mono8 broadcast to three channels); None for 16-bit frames.
+        rgb_float: 16-bit frames: HxWx3 float32 RGB in [0, 1]; for 8-bit frames filled on first
+            use of ``rgb``.
     """
 
-    rgb: np.ndarray
-    alpha: np.ndarray | None
     encoding: str
+    alpha: np.ndarray | None = None
+    rgb8: np.ndarray | None = None
+    rgb_float: np.ndarray | None = None
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """HxWx3 float32 RGB in [0, 1] (may be a read-only broadcast view for mono input)."""
+        if self.rgb_float is None:
+            self.rgb_float = _to_float(self.rgb8, "u1")
+        return self.rgb_float
 
 
 @dataclass
@@ -170,22 +184,23 @@ def decode(
     view = raw_view(height, width, encoding, step, data, is_bigendian)
     alpha = None
     if info.kind == "rgb":
-        rgb = _to_float(view, info.dtype)
+        colour = view
     elif info.kind == "bgr":
-        rgb = _to_float(view[..., ::-1], info.dtype)
+        colour = view[..., ::-1]
     elif info.kind in ("rgba", "bgra"):
         colour = view[..., :3] if info.kind == "rgba" else view[..., 2::-1]
-        rgb, alpha = _to_float(colour, info.dtype), view[..., 3]
+        alpha = view[..., 3]
     elif info.kind == "mono":
-        grey = _to_float(view[..., 0], info.dtype)
-        rgb = np.broadcast_to(grey[..., None], (height, width, 3))
+        colour = np.broadcast_to(view[..., :1], (height, width, 3))
     else:
         cv2 = _cv2()
         code = getattr(cv2, (_YUV_CODES if info.kind == "yuv" else _BAYER_CODES)[encoding])
         # OpenCV wants contiguous rows; a padded step makes this the one copy on these paths.
         source = np.ascontiguousarray(view if info.kind == "yuv" else view[..., 0])
-        rgb = _to_float(cv2.cvtColor(source, code), "u1")
-    return Decoded(rgb=rgb, alpha=alpha, encoding=encoding)
+        colour = cv2.cvtColor(source, code)
+    if colour.dtype == np.uint8:
+        return Decoded(encoding, alpha, rgb8=colour)
+    return Decoded(encoding, alpha, rgb_float=_to_float(colour, info.dtype))
 
 
 def output_encoding_for(input_encoding: str, requested: str = "same") -> str:
@@ -244,6 +259,33 @@ def encode(rgb: np.ndarray, encoding: str, alpha: np.ndarray | None = None) -> E
     return Encoded(height, width, encoding, big, width * info.bytes_per_pixel, data)
 
 
+def encode_planes(planes: list[np.ndarray], encoding: str, alpha: np.ndarray | None = None) -> Encoded:
+    """Restored 8-bit R, G, B planes (HxW uint8 each) -> an Image buffer in ``encoding``.
+
+    The planes are interleaved once, straight into the output channel order (OpenCV's merge);
+    mono16 output goes through ``encode``'s float path.
+    """
+    if encoding not in OUTPUT_ENCODINGS:
+        check_output_encoding(encoding)
+    info = ENCODINGS[encoding]
+    if info.dtype != "u1":
+        rgb = np.stack(planes, axis=-1).astype(np.float32) * _SCALE["u1"]
+        return encode(rgb, encoding, alpha)
+    cv2 = _cv2()
+    height, width = planes[0].shape
+    if info.kind == "mono":
+        pixels = cv2.cvtColor(cv2.merge(planes), cv2.COLOR_RGB2GRAY)
+    else:
+        ordered = list(planes) if info.kind in ("rgb", "rgba") else list(planes[::-1])
+        if info.kind in ("rgba", "bgra"):
+            ordered.append(
+                np.full((height, width), 255, np.uint8) if alpha is None else np.ascontiguousarray(alpha)
+            )
+        pixels = cv2.merge(ordered)
+    data = np.ascontiguousarray(pixels).reshape(-1)
+    return Encoded(height, width, encoding, False, width * info.bytes_per_pixel, data)
+
+
 def decode_compressed(fmt: str, data: object) -> Decoded:
     """A sensor_msgs/CompressedImage (``format``, ``data``) -> float RGB [0, 1] (+ alpha).
 
@@ -262,15 +304,15 @@ def decode_compressed(fmt: str, data: object) -> Decoded:
         raise ImageFormatError(f"cannot decode compressed image (format {fmt!r}, {buffer.size} bytes)")
     named = fmt.split(";")[0].strip() if ";" in fmt else ""
     encoding = named if named in OUTPUT_ENCODINGS else "rgb8"
-    dtype = "u2" if image.dtype == np.uint16 else "u1"
     alpha = None
     if image.ndim == 2:
-        grey = _to_float(image, dtype)
-        rgb = np.broadcast_to(grey[..., None], (*image.shape, 3))
+        colour = np.broadcast_to(image[..., None], (*image.shape, 3))
     elif image.shape[2] == 4:
-        rgb, alpha = _to_float(image[..., 2::-1], dtype), image[..., 3]
-        if dtype == "u2":
+        colour, alpha = image[..., 2::-1], image[..., 3]
+        if image.dtype == np.uint16:
             alpha = (alpha >> 8).astype(np.uint8)
     else:
-        rgb = _to_float(image[..., 2::-1], dtype)
-    return Decoded(rgb=rgb, alpha=alpha, encoding=encoding)
+        colour = image[..., 2::-1]
+    if colour.dtype == np.uint8:
+        return Decoded(encoding, alpha, rgb8=colour)
+    return Decoded(encoding, alpha, rgb_float=_to_float(colour, "u2"))

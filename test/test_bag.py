@@ -132,7 +132,10 @@ def test_offline_eval_equals_direct_computation(work, capsys) -> None:
         restored = list(reader.images([RESTORED_TOPIC]))
     assert [im.stamp_ns for im in restored] == [START + i * 100_000_000 for i in range(3)]
     for im, expected in zip(restored, restored_u8):
-        np.testing.assert_array_equal(np.asarray(im.data).reshape(expected.shape), expected)
+        # The bag path encodes the float output (round half up in float32); infer_uint8 rounds in
+        # OpenCV (double, half to even): the same bytes but for a rare pixel at a rounding tie.
+        diff = np.abs(np.asarray(im.data).reshape(expected.shape).astype(int) - expected.astype(int))
+        assert diff.max() <= 1 and np.count_nonzero(diff) <= diff.size // 1000
     report = (work["root"] / "report" / "report.md").read_text()
     assert "PSNR degraded → restored" in report and (work["root"] / "report" / "report.html").is_file()
     assert (work["root"] / "report" / "grid.png").is_file()

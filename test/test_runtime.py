@@ -236,3 +236,15 @@ def test_onnx_metadata_reader_matches_onnx(tmp_path):
     broken.write_bytes(files.onnx.read_bytes()[:-7] + b"\xff\xff\xff\xff\xff\xff\xff")
     with pytest.raises(ModelFileError, match="cannot read ONNX metadata"):
         read_metadata(broken)
+
+
+def test_planes8_path_matches_the_float_path_for_any_view(ort_runtime):
+    rng = np.random.default_rng(8)
+    bgra = rng.integers(0, 256, (21, 30, 4)).astype(np.uint8)
+    rgb_view = bgra[..., 2::-1]  # a strided, channel-reversed view, as a bgra8 message gives
+    planes = ort_runtime.infer_planes8(rgb_view)
+    assert [p.shape for p in planes] == [(21, 30)] * 3 and all(p.dtype == np.uint8 for p in planes)
+    expected = to_uint8(ort_runtime.infer(np.ascontiguousarray(rgb_view).astype(np.float32) / 255))
+    got = np.stack(planes, axis=-1)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    np.testing.assert_array_equal(ort_runtime.infer_uint8(np.ascontiguousarray(rgb_view)), got)

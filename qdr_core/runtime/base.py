@@ -15,6 +15,9 @@ import numpy as np
 
 from qdr_core.errors import ImageFormatError
 
+_INV_255 = np.float32(1.0 / 255.0)
+_SCALE_255 = (255.0, 0.0, 0.0, 0.0)  # an OpenCV scalar: the plane times 255
+
 #: The EFM down-samples twice (1/2, 1/4); an exported graph only accepts H, W that divide by 4.
 DEFAULT_SIZE_MULTIPLE = 4
 
@@ -106,9 +109,29 @@ class Runtime(abc.ABC):
 
     def infer_uint8(self, rgb: np.ndarray) -> np.ndarray:
         """Restore one HxWx3 uint8 RGB image; returns HxWx3 uint8 RGB (rounded, not truncated)."""
+        return cv2.merge(self.infer_planes8(rgb))
+
+    def infer_planes8(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Restore one HxWx3 uint8 RGB image (any strides: a view of a bgr8 or rgba8 message
+        works); returns its restored R, G, B planes (HxW uint8 each).
+
+        The frame path of a node: each channel goes from the message's bytes into the float batch
+        in one pass, and each output plane from the float output to uint8 in one (saturating,
+        rounding) pass, instead of a float HxWx3 image in between.
+        """
         check_rgb(rgb, np.uint8)
-        restored = self.infer(rgb.astype(np.float32) * np.float32(1.0 / 255.0))
-        return to_uint8(restored)
+        h, w = rgb.shape[:2]
+        ph, pw = pad_amounts(h, w, self.size_multiple)
+        if ph or pw:
+            rgb = pad_image(rgb, self.size_multiple)
+        batch = np.empty((1, 3, h + ph, w + pw), np.float32)
+        for c in range(3):
+            np.multiply(rgb[..., c], _INV_255, out=batch[0, c])
+        out = self._run(batch)
+        if out.ndim != 4 or out.shape[:2] != (1, 3) or out.shape[2] < h or out.shape[3] < w:
+            raise RuntimeError(f"{self.name}: model returned shape {out.shape} for input {batch.shape}")
+        out = np.asarray(out, dtype=np.float32)
+        return [cv2.multiply(out[0, c, :h, :w], _SCALE_255, dtype=cv2.CV_8U) for c in range(3)]
 
     def close(self) -> None:
         if not self._closed:

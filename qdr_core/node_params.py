@@ -86,6 +86,7 @@ class NodeParams:
     backend: str = "auto"
     engine_cache_dir: str = ""
     num_threads: int = 0
+    parallel_frames: int = 1
     input_qos: str = "auto"
     output_qos: str = "SYSTEM_DEFAULT"
     max_fps: float = 0.0
@@ -133,6 +134,8 @@ class NodeParams:
                 )
         if not 0 <= self.num_threads <= 1024:
             raise ConfigError(f"num_threads must be in 0..1024 (0 = backend default), got {self.num_threads}")
+        if not 1 <= self.parallel_frames <= 16:
+            raise ConfigError(f"parallel_frames must be in 1..16, got {self.parallel_frames}")
         if not math.isfinite(self.max_fps) or self.max_fps < 0:
             raise ConfigError(f"max_fps must be >= 0 (0 = unlimited), got {self.max_fps}")
         if not 0 <= self.warmup_frames <= 1000:

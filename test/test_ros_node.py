@@ -411,6 +411,34 @@ def test_compressed_transport_after_reconfigure(client):
     assert client.set_param("input_transport", "raw")[0]
 
 
+def test_parallel_frames_restore_in_order(client, reference):
+    # Left unconfigured by the previous test: two frames at once, one thread each.
+    assert client.state() == "unconfigured"
+    assert client.set_param("parallel_frames", 2)[0]
+    assert client.transition(Transition.TRANSITION_CONFIGURE)
+    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    first = make_image("rgb8", 64, 96, sec=750, seed=750)
+    assert client.spin_until(lambda: client.send(first) or client.output_for(750, timeout=0.2), 20.0)
+    start = len(client.images)
+    frames = [make_image("bgr8", 64, 96, sec=751 + i, seed=751 + i) for i in range(12)]
+    for msg in frames:
+        client.send(msg)
+        client.spin_until(lambda: False, 0.01)
+    client.spin_until(lambda: any(m.header.stamp.sec == 762 for m in client.images), 20.0)
+    outs = client.images[start:]
+    stamps = [m.header.stamp.sec for m in outs]
+    assert stamps and stamps[-1] == 762
+    assert stamps == sorted(stamps)  # never out of order, whichever worker finished first
+    for out in outs:
+        msg = frames[out.header.stamp.sec - 751]
+        expected = restore_raw(reference, 64, 96, "bgr8", msg.step, msg.data)
+        diff = np.abs(np.frombuffer(out.data, np.uint8).astype(int) - expected.data.astype(int))
+        assert diff.max() <= 1
+    assert client.transition(Transition.TRANSITION_DEACTIVATE)
+    assert client.transition(Transition.TRANSITION_CLEANUP)
+    assert client.set_param("parallel_frames", 1)[0]
+
+
 def test_bad_model_path_fails_configure_and_recovers(client, model, node_proc):
     assert client.state() == "unconfigured"
     assert client.set_param("model_path", "/nonexistent/model.onnx")[0]

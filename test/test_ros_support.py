@@ -71,6 +71,8 @@ def test_numbers_are_converted_by_field_type():
         ({"max_fps": True}, "expected float"),
         ({"model_pth": "x.onnx"}, "unknown parameters"),
         ({"dla_core": -2}, "dla_core"),
+        ({"parallel_frames": 0}, "parallel_frames must be in 1..16"),
+        ({"parallel_frames": 17}, "parallel_frames must be in 1..16"),
     ],
 )
 def test_bad_parameters_say_what_to_fix(values, message):
@@ -245,3 +247,86 @@ def test_restore_compressed(runtime):
     _, blob = cv2.imencode(".png", np.full((8, 8, 3), 90, np.uint8))
     out = restore_compressed(runtime, "bgr8; png compressed bgr8", blob.tobytes())
     assert (out.encoding, out.height, out.width) == ("bgr8", 8, 8)
+
+
+def test_two_stage_worker_overlaps_the_stages_in_order():
+    started: list[int] = []
+    second_started = threading.Event()
+    published: list[int] = []
+    errors: list[object] = []
+
+    def restore(item: int) -> int:
+        started.append(item)
+        if item == 2:
+            second_started.set()
+        return item * 10
+
+    def publish(result: int) -> None:
+        if result == 10:
+            # Frame 1 is being published: frame 2 must be restored meanwhile, not after.
+            assert second_started.wait(5)
+        if result == 30:
+            raise RuntimeError("publish failed")
+        published.append(result)
+
+    worker = KeepLatestWorker(restore, lambda item, exc: errors.append(item), then=publish)
+    worker.start()
+    worker.submit(1)
+    deadline = time.monotonic() + 5
+    while 1 not in started and time.monotonic() < deadline:
+        time.sleep(0.001)
+    worker.submit(2)
+    deadline = time.monotonic() + 5
+    while len(published) < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert published == [10, 20] and errors == []
+    worker.submit(3)
+    deadline = time.monotonic() + 5
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert errors == [30] and worker.running  # a failed publish is reported; the worker goes on
+    worker.submit(4)
+    deadline = time.monotonic() + 5
+    while 4 not in started and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert worker.stop(5.0) and not worker.running
+    assert published[-1] == 40  # a frame restored before stop is still published
+
+
+def test_parallel_workers_restore_concurrently_and_publish_in_order():
+    both_running = threading.Barrier(2, timeout=5)
+    published: list[int] = []
+    slow_first = threading.Event()
+
+    def restore(item: int) -> int:
+        if item in (1, 2):
+            both_running.wait()  # frames 1 and 2 are restored at the same time, or this times out
+        if item == 1:
+            slow_first.wait(5)  # frame 1 finishes after frame 2
+        return item
+
+    def publish(result: int) -> None:
+        published.append(result)
+        if result == 2:
+            slow_first.set()
+
+    with pytest.raises(ValueError, match="then"):
+        KeepLatestWorker(restore, workers=2)
+    worker = KeepLatestWorker(restore, then=publish, workers=2)
+    worker.start()
+    worker.submit(1)
+    deadline = time.monotonic() + 5
+    while not worker.busy and time.monotonic() < deadline:
+        time.sleep(0.001)
+    worker.submit(2)
+    deadline = time.monotonic() + 5
+    while worker.late == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    # Frame 2 went out first; frame 1, older and later, was dropped instead of sent out of order.
+    assert published == [2] and worker.late == 1
+    worker.submit(3)
+    deadline = time.monotonic() + 5
+    while 3 not in published and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert published == [2, 3]
+    assert worker.stop(5.0) and not worker.running

@@ -66,9 +66,12 @@ class Runtime(abc.ABC):
         num_threads: CPU threads requested (0 = the backend's default).
         size_multiple: H and W the model accepts must divide by this; ``infer`` pads to it.
         metadata: free-form key/value strings stored with the model (ONNX ``metadata_props``).
+        concurrent: ``infer`` may be called from several threads at once.
     """
 
     name: str = "base"
+    #: Whether ``infer`` may run on several threads at once (a node's ``parallel_frames``).
+    concurrent: bool = False
 
     def __init__(self, model_path: str, num_threads: int = 0) -> None:
         if num_threads < 0:

@@ -47,6 +47,8 @@ class OnnxRuntime(Runtime):
     """
 
     name = "onnxruntime"
+    # InferenceSession.run is thread-safe; each call computes on its caller thread plus the pool.
+    concurrent = True
 
     def __init__(
         self, model_path: str | os.PathLike, num_threads: int = 0, providers: Sequence[str] | None = None

@@ -25,6 +25,8 @@ class TorchRuntime(Runtime):
     """
 
     name = "torch"
+    # Inference under no_grad shares no mutable state between calls.
+    concurrent = True
 
     def __init__(self, model_path: str | os.PathLike, num_threads: int = 0, device: str = "cpu") -> None:
         super().__init__(str(model_path), num_threads)

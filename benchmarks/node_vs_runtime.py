@@ -83,6 +83,8 @@ def node_run(
     tmp: Path,
     transport: str,
     camera_factor: float = 1.25,
+    parallel_frames: int = 1,
+    node_threads: int | None = None,
 ) -> dict:
     # Fast DDS reads the variable when a participant is created: set it before rclpy.init, and
     # for the node process alike (both sides must agree or they do not talk at all).
@@ -96,7 +98,12 @@ def node_run(
     domain = random.randint(100, 200)
     config = yaml.safe_load((REPO / "config" / "restore.yaml").read_text())
     config["qdr_restore"]["ros__parameters"].update(
-        model_path=str(model), backend=backend, num_threads=threads, autostart=True, warmup_frames=3
+        model_path=str(model),
+        backend=backend,
+        num_threads=threads if node_threads is None else node_threads,
+        parallel_frames=parallel_frames,
+        autostart=True,
+        warmup_frames=3,
     )
     params = tmp / "params.yaml"
     params.write_text(yaml.safe_dump(config))
@@ -225,6 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--camera-factor", type=float, default=1.25, help="camera rate / bare runtime FPS of the round"
     )
+    parser.add_argument(
+        "--parallel-frames", type=int, default=1, help="the node's parallel_frames (1 = lowest latency)"
+    )
+    parser.add_argument(
+        "--node-threads", type=int, default=None, help="the node's num_threads (default: --threads)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "node_vs_runtime.json")
     args = parser.parse_args(argv)
 
@@ -250,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             tmp,
             args.transport,
             args.camera_factor,
+            args.parallel_frames,
+            args.node_threads,
         )
 
     rounds = node.pop("rounds")
@@ -260,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": model_note,
         "backend": args.backend,
         "num_threads": args.threads,
+        "node_num_threads": args.threads if args.node_threads is None else args.node_threads,
+        "node_parallel_frames": args.parallel_frames,
         "transport": args.transport,
         "camera_factor": args.camera_factor,
         "fastdds_builtin_transports": TRANSPORTS[args.transport] or "(unset: Fast DDS default, UDPv4 + SHM)",

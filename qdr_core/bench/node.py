@@ -124,11 +124,14 @@ def ros_node(
     rounds: int = 3,
     timeout_s: float = 600.0,
     transport: str = "large_data",
+    parallel_frames: int = 1,
+    node_threads: int | None = None,
 ) -> dict[str, Any]:
     """Run benchmarks/node_vs_runtime.py (its own rclpy node process) when it exists; ``status``
     says what happened. Its JSON goes to a temporary file: the script's own result file is left
     alone. ``transport``: ``large_data`` (the documented setting for 640x480+ frames) or
-    ``default`` (Fast DDS's default UDP transport)."""
+    ``default`` (Fast DDS's default UDP transport). ``parallel_frames`` / ``node_threads``: the
+    node's settings (default: one frame at a time on ``threads`` threads, the lowest latency)."""
     if not SCRIPT.is_file():
         return {
             "status": "absent",
@@ -147,6 +150,9 @@ def ros_node(
             str(rounds),
             "--transport",
             transport,
+            "--parallel-frames",
+            str(parallel_frames),
+            *(["--node-threads", str(node_threads)] if node_threads is not None else []),
             "--out",
             str(out),
         ]
@@ -175,6 +181,8 @@ def ros_node(
         "status": "measured",
         "invocation": invocation,
         "transport": transport,
+        "parallel_frames": parallel_frames,
+        "node_threads": threads if node_threads is None else node_threads,
         "summary": summarize_node_result(raw),
         "raw": raw,
     }

@@ -47,6 +47,8 @@ def test_preset_forward_shapes_and_no_nan(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_parameter_gets_a_gradient(name: str) -> None:
+    # Seeded: with 4-channel test widths, an unlucky init leaves a gate's ReLU dead (~3 % of seeds).
+    torch.manual_seed(0)
     model = randomise_head(build_model(EFMConfig.from_dict(TINY[name])))
     if model.cfg.context_levels:  # the pyramid's up-projections start at zero: open them
         with torch.no_grad():

@@ -72,7 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, help="timed runs per configuration (after warm-up)")
     p.add_argument("--min-seconds", type=float, help="time each configuration at least this long")
     p.add_argument(
-        "--presets", type=_csv, help="presets for the size scaling (default efm-t,efm-s,efm-s-ctx,efm-m; '' for none)"
+        "--presets",
+        type=_csv,
+        help="presets for the size scaling (default efm-t,efm-s,efm-s-ctx,efm-m; '' for none)",
     )
     p.add_argument(
         "--preset",

@@ -101,11 +101,8 @@ class Runtime(abc.ABC):
         check_rgb(image)
         h, w = image.shape[:2]
         padded = pad_image(np.ascontiguousarray(image, dtype=np.float32), self.size_multiple)
-        batch = hwc_to_nchw(padded)
-        out = self._run(batch)
-        if out.ndim != 4 or out.shape[:2] != (1, 3) or out.shape[2] < h or out.shape[3] < w:
-            raise RuntimeError(f"{self.name}: model returned shape {out.shape} for input {batch.shape}")
-        result = nchw_to_hwc(np.asarray(out[0, :, :h, :w], dtype=np.float32))
+        out = self._run_checked(hwc_to_nchw(padded), h, w)
+        result = nchw_to_hwc(out[0, :, :h, :w])
         # The exported graph ends with the global residual Add and is deliberately unclamped.
         np.clip(result, 0.0, 1.0, out=result)
         return result
@@ -130,11 +127,15 @@ class Runtime(abc.ABC):
         batch = np.empty((1, 3, h + ph, w + pw), np.float32)
         for c in range(3):
             np.multiply(rgb[..., c], _INV_255, out=batch[0, c])
+        out = self._run_checked(batch, h, w)
+        return [cv2.multiply(out[0, c, :h, :w], _SCALE_255, dtype=cv2.CV_8U) for c in range(3)]
+
+    def _run_checked(self, batch: np.ndarray, h: int, w: int) -> np.ndarray:
+        """``_run`` with its output checked to cover the ``h`` x ``w`` frame; float32."""
         out = self._run(batch)
         if out.ndim != 4 or out.shape[:2] != (1, 3) or out.shape[2] < h or out.shape[3] < w:
             raise RuntimeError(f"{self.name}: model returned shape {out.shape} for input {batch.shape}")
-        out = np.asarray(out, dtype=np.float32)
-        return [cv2.multiply(out[0, c, :h, :w], _SCALE_255, dtype=cv2.CV_8U) for c in range(3)]
+        return np.asarray(out, dtype=np.float32)
 
     def close(self) -> None:
         if not self._closed:

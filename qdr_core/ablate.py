@@ -199,10 +199,11 @@ def run_ablation(cfg: AblationConfig, progress: bool = True) -> list[dict[str, A
     rows: list[dict[str, Any]] = []
     table_path = out / "ablation.json"
 
-    teacher, _ = load_fp32_model(cfg.teacher)
+    teacher, teacher_payload = load_fp32_model(cfg.teacher)
+    teacher_preset = teacher_payload.get("meta", {}).get("preset", "EFM")
     fp32_onnx = export_onnx(teacher, out / "fp32.onnx", metadata={"task": cfg.task, "precision": "fp32"})
     fp32 = score_runtime(fp32_onnx, pairs, threads=cfg.threads)
-    rows.append({"variant": "fp32", "label": "FP32 teacher (efm-s)", "cpu": fp32, "trt": fp32})
+    rows.append({"variant": "fp32", "label": f"FP32 teacher ({teacher_preset})", "cpu": fp32, "trt": fp32})
 
     for v in VARIANTS:
         if wanted and v.name not in wanted:

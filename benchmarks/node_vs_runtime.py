@@ -65,15 +65,6 @@ def bare_phase(runtime, seconds: float) -> dict[str, float]:
 TRANSPORTS = {"large_data": "LARGE_DATA", "default": None}
 
 
-def use_transport(env: dict[str, str], transport: str) -> dict[str, str]:
-    """``env`` with FASTDDS_BUILTIN_TRANSPORTS set for ``transport`` (removed for ``default``)."""
-    env = dict(env)
-    env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
-    if TRANSPORTS[transport]:
-        env["FASTDDS_BUILTIN_TRANSPORTS"] = TRANSPORTS[transport]
-    return env
-
-
 def node_run(
     model: Path,
     backend: str,
@@ -88,9 +79,9 @@ def node_run(
 ) -> dict:
     # Fast DDS reads the variable when a participant is created: set it before rclpy.init, and
     # for the node process alike (both sides must agree or they do not talk at all).
-    wanted = use_transport(dict(os.environ), transport)
     os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
-    os.environ.update(wanted)
+    if TRANSPORTS[transport]:
+        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = TRANSPORTS[transport]
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image

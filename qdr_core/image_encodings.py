@@ -269,8 +269,7 @@ def encode_planes(planes: list[np.ndarray], encoding: str, alpha: np.ndarray | N
         check_output_encoding(encoding)
     info = ENCODINGS[encoding]
     if info.dtype != "u1":
-        rgb = np.stack(planes, axis=-1).astype(np.float32) * _SCALE["u1"]
-        return encode(rgb, encoding, alpha)
+        return encode(_to_float(np.stack(planes, axis=-1), "u1"), encoding, alpha)
     cv2 = _cv2()
     height, width = planes[0].shape
     if info.kind == "mono":

@@ -182,9 +182,9 @@ class KeepLatestWorker(Generic[T]):
 
     With ``then``, the work is a two-stage pipeline: ``handler`` returns a result (None: nothing to
     pass on) and ``then(result)`` runs on a second thread, in order. A node restores frame n+1 while
-    frame n is being serialised and published, so the model's threads never wait for a publish (on
-    a 2-core machine that wait was ~15 % of the frame rate). At most one result waits between the
-    stages: a slow second stage holds the first one back instead of piling up frames.
+    frame n is being serialised and published, so the model's threads never wait for a publish. At
+    most one result per first-stage thread waits between the stages: a slow second stage holds the
+    first one back instead of piling up frames.
 
     ``workers`` > 1 runs that many first-stage threads on the same slot (frames restored in
     parallel: more frames per second on a multi-core CPU, each frame no faster). Results reach

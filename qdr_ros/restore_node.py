@@ -163,9 +163,10 @@ class RestoreNode(LifecycleNode):
 
         started = time.monotonic()
         try:
-            blank = np.full((*WARMUP_SIZE, 3), 0.5, np.float32)
+            # The 8-bit path camera frames take, so its buffers are warm too.
+            blank = np.full((*WARMUP_SIZE, 3), 128, np.uint8)
             for _ in range(params.warmup_frames):
-                runtime.infer(blank)
+                runtime.infer_planes8(blank)
         except Exception as exc:
             runtime.close()
             self.get_logger().error(f"configure failed: warm-up inference raised {type(exc).__name__}: {exc}")

@@ -133,3 +133,24 @@ def test_evaluate_model_pads_to_the_model_size_multiple() -> None:
     scores = evaluate_model(model, [("a", degraded, clean)])
     # An untrained EFM is the identity: the output scores equal the input's.
     assert scores["psnr_output"] == pytest.approx(scores["psnr_input"], abs=1e-4)
+
+
+def test_worker_processes_make_the_same_batches_in_order() -> None:
+    from qdr_core.train.trainer import batch_stream
+
+    data = SyntheticPairs("haze", [skimage_photo("astronaut", max_side=96)], patch=32, seed=3)
+    serial = list(batch_stream(data, 2, 5, 9))
+    parallel = list(batch_stream(data, 2, 5, 9, workers=2))
+    assert len(serial) == len(parallel) == 4
+    for (d0, c0), (d1, c1), step in zip(serial, parallel, range(5, 9)):
+        expected = data.batch(step, 2)
+        assert torch.equal(d0, d1) and torch.equal(c0, c1)
+        assert np.array_equal(d0.numpy(), expected[0])
+
+
+def test_fit_with_workers_matches_fit_without(tmp_path, paired_dirs) -> None:
+    a = fit(tiny_config(tmp_path / "a", paired_dirs, iters=3), progress=False)
+    b = fit(tiny_config(tmp_path / "b", paired_dirs, iters=3, workers=1), progress=False)
+    wa = read_checkpoint(a["checkpoint"])["state_dict"]
+    wb = read_checkpoint(b["checkpoint"])["state_dict"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

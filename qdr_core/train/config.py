@@ -22,6 +22,8 @@ class TrainConfig:
     threads: torch intra-op threads (0 = torch default).
     input_dir / target_dir: train on real paired folders instead of synthesised photos.
     grad_clip: max gradient norm (0 = off).
+    workers: processes that synthesise batches ahead of the optimiser (0 = in the training loop;
+        on a GPU machine, most of its cores: synthesis, not the model, is then the bottleneck).
     init: start from the weights of this FP32 checkpoint (same preset, or one it extends: efm-s ->
         efm-s-ctx); new modules keep their initialisation.
     """
@@ -49,6 +51,7 @@ class TrainConfig:
     target_dir: str | None = None
     grad_clip: float = 1.0
     init: str | None = None
+    workers: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -61,6 +61,7 @@ def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarr
     from qdr_core.runtime.base import pad_image
 
     model.eval()
+    device = next(model.parameters()).device
     multiple = int(getattr(model, "size_multiple", 4))
     scores = {"psnr_input": [], "psnr_output": [], "ssim_input": [], "ssim_output": []}
     for _, degraded, clean in pairs:
@@ -68,7 +69,7 @@ def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarr
         x = torch.from_numpy(
             np.ascontiguousarray(pad_image(degraded, multiple).transpose(2, 0, 1))
         ).unsqueeze(0)
-        restored = model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
+        restored = model(x.to(device))[0, :, :h, :w].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
         scores["psnr_input"].append(psnr(clean, degraded))
         scores["psnr_output"].append(psnr(clean, restored))
         scores["ssim_input"].append(ssim(clean, degraded))
@@ -81,6 +82,44 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     s = min(size, h, w) // 4 * 4
     y, x = (h - s) // 2, (w - s) // 2
     return image[y : y + s, x : x + s]
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch ``i`` of a pair stream as tensors: lets a DataLoader's worker processes synthesise
+    batches ahead of the GPU. Batches depend only on their index, so the stream is the same with
+    any number of workers."""
+
+    def __init__(self, data, batch_size: int, start: int, stop: int) -> None:
+        self.data, self.batch_size, self.start, self.stop = data, batch_size, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        degraded, clean = self.data.batch(self.start + i, self.batch_size)
+        return torch.from_numpy(degraded), torch.from_numpy(clean)
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def batch_stream(data, batch_size: int, start: int, stop: int, workers: int = 0, pin_memory: bool = False):
+    """Batches ``start .. stop - 1`` in order; ``workers > 0`` makes them in that many processes."""
+    batches = _Batches(data, batch_size, start, stop)
+    if workers <= 0:
+        return (batches[i] for i in range(len(batches)))
+    loader = torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4,
+        # Workers must not fight the training threads for the cores they synthesise on.
+        worker_init_fn=_one_thread,
+    )
+    return iter(loader)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -182,9 +221,9 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
 
         bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.task}", unit="it", dynamic_ncols=True)
     t0, running = time.time(), []
-    for step in range(start, cfg.iters):
-        degraded, clean = data.batch(step, cfg.batch_size)
-        batch = (torch.from_numpy(degraded).to(device), torch.from_numpy(clean).to(device))
+    batches = batch_stream(data, cfg.batch_size, start, cfg.iters, cfg.workers, device.type == "cuda")
+    for step, (degraded, clean) in enumerate(batches, start):
+        batch = (degraded.to(device, non_blocking=True), clean.to(device, non_blocking=True))
         logs = train_step(train_model, batch, optimizer, loss_fn, cfg.grad_clip)
         scheduler.step()
         running.append(logs["loss"])

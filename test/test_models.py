@@ -202,3 +202,23 @@ def test_context_model_exports_with_its_size_multiple(tmp_path) -> None:
     with torch.no_grad():
         ref = model(x[None])[0, :, :37, :50].clamp(0, 1).numpy().transpose(1, 2, 0)
     assert np.abs(out - ref).max() < 1e-5
+
+
+def test_deep_pyramid_counts_exports_and_runs_on_padded_frames(tmp_path) -> None:
+    """Five levels (multiple 128, as efm-s-ctx5): 640x480 is not a multiple, so MACs are those of
+    the 640x512 frame the runtimes compute, and the ONNX trace needs a 128-pixel sample."""
+    from qdr_core.models.complexity import count_macs
+    from qdr_core.runtime import load_runtime
+
+    assert preset_config("efm-s-ctx5").context_levels == 5
+    model = randomise_head(build_model(preset_config("efm-t", context_levels=5))).eval()
+    assert model.size_multiple == 128
+    assert count_macs(model, 480, 640) == count_macs(model, 512, 640) > count_macs(model, 384, 640)
+    path = export_onnx(model, tmp_path / "deep.onnx")
+    image = np.random.default_rng(1).random((70, 130, 3), dtype=np.float32)
+    with load_runtime(path, backend="onnxruntime", num_threads=1) as rt:
+        out = rt.infer(image)
+    x = torch.from_numpy(np.pad(image, ((0, 58), (0, 126), (0, 0)), mode="reflect").transpose(2, 0, 1).copy())
+    with torch.no_grad():
+        ref = model(x[None])[0, :, :70, :130].clamp(0, 1).numpy().transpose(1, 2, 0)
+    assert np.abs(out - ref).max() < 1e-5

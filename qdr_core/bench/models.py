@@ -142,8 +142,9 @@ def project_exports(checkpoint: Path, int8_cpu: Path, int8_trt: Path) -> None:
     from qdr_core.quant.convert import quantize_model
 
     generator = torch.Generator().manual_seed(0)
-    batches = [torch.rand(1, 3, 96, 128, generator=generator) for _ in range(4)]
     qat = quantize_model(load_model(checkpoint).eval())
+    m = int(qat.size_multiple)
+    batches = [torch.rand(1, 3, -(-96 // m) * m, -(-128 // m) * m, generator=generator) for _ in range(4)]
     calibrate(qat, batches)
     qat.eval()
     export_ort_int8(qat, int8_cpu, [b.numpy() for b in batches])

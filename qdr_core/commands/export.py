@@ -62,7 +62,13 @@ def run(args: argparse.Namespace) -> int:
         if not task:
             raise ConfigError("--task is needed: the checkpoint does not record one")
         export_ort_int8(
-            model, args.output, calibration_batches(task, args.calib_images), metadata, opset=args.opset
+            model,
+            args.output,
+            # Crops at least two of the model's deepest cells across (a context pyramid's 1/128
+            # level is 1x1 on 128-pixel crops, and its ranges would not fit full frames).
+            calibration_batches(task, args.calib_images, patch=max(128, 2 * model.size_multiple)),
+            metadata,
+            opset=args.opset,
         )
         counts = assert_int8_kernels(args.output)
         floats = counts.get("Conv", 0) + counts.get("FusedConv", 0)

@@ -40,13 +40,18 @@ def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
     opset: int = DEFAULT_OPSET,
-    sample_size: tuple[int, int] = (64, 64),
+    sample_size: tuple[int, int] | None = None,
     metadata: dict[str, str] | None = None,
 ) -> Path:
-    """Export ``model`` (RGB [0,1] NCHW in, same out) with dynamic batch, height and width."""
+    """Export ``model`` (RGB [0,1] NCHW in, same out) with dynamic batch, height and width.
+    The trace's sample is ``sample_size`` or the smallest square >= 64 the model accepts."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
+    multiple = getattr(model, "size_multiple", None)
+    if sample_size is None:
+        side = -(-64 // (multiple or 1)) * (multiple or 1)
+        sample_size = (side, side)
     sample = torch.rand(1, 3, *sample_size)
     dynamic = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
@@ -63,8 +68,7 @@ def export_onnx(
             dynamo=False,
         )
     proto = inline_identity_initializers(onnx.load(str(path)))
-    # Runtimes pad H and W to this (an EFM with a context pyramid needs more than 4).
-    multiple = getattr(model, "size_multiple", None)
+    # Runtimes pad H and W to ``multiple`` (an EFM with a context pyramid needs more than 4).
     meta = {**({"size_multiple": str(multiple)} if multiple else {}), **(metadata or {})}
     for key, value in meta.items():
         entry = proto.metadata_props.add()

@@ -12,8 +12,11 @@ def count_params(model: nn.Module) -> int:
 
 @torch.no_grad()
 def count_macs(model: nn.Module, height: int = 480, width: int = 640) -> int:
-    """Multiply-accumulates of every Conv2d for one ``height x width`` RGB frame."""
+    """Multiply-accumulates of every Conv2d for one ``height x width`` RGB frame, padded up to the
+    model's ``size_multiple`` as the runtimes pad it (that padded frame is what they compute)."""
     total = 0
+    multiple = int(getattr(model, "size_multiple", 1))
+    height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
 
     def hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
         nonlocal total

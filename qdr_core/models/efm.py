@@ -74,6 +74,9 @@ PRESETS: dict[str, EFMConfig] = {
     "efm-m": EFMConfig(width=48, enc_blocks=2, mid_blocks=4, dec_blocks=2),
     # efm-s plus a 3-level context pyramid (down to 1/32): frame-wide receptive field for haze.
     "efm-s-ctx": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=3),
+    # Five levels (down to 1/128): the deepest 3x3 convs see the whole frame, so frame-wide
+    # statistics (haze's airlight and overall density) are in reach; inputs pad to multiples of 128.
+    "efm-s-ctx5": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5),
 }
 DEFAULT_PRESET = "efm-s"
 

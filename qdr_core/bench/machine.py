@@ -61,6 +61,27 @@ def _version(package: str) -> str | None:
         return None
 
 
+def gpus() -> list[str]:
+    """``name, driver`` of each NVIDIA GPU nvidia-smi lists (empty without one): GPU rows are
+    meaningless without the card they ran on."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
 def machine_info() -> dict[str, Any]:
     model, flags = _cpuinfo()
     return {
@@ -69,6 +90,7 @@ def machine_info() -> dict[str, Any]:
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "physical_cores": physical_cores(),
         "isa": sorted(f for f in _ISA_FLAGS if f in flags),
+        "gpus": gpus(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "packages": {p: v for p in _PACKAGES if (v := _version(p)) is not None},

@@ -146,6 +146,12 @@ def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def _not_measured(ax: Any, what: str) -> None:
+    """An empty panel says so, instead of showing blank axes that read like a broken plot."""
+    ax.text(0.5, 0.5, f"{what}: not measured in this run", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xticks=[], yticks=[])
+
+
 def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     """A 2x2 figure: FPS vs megapixels per runtime, INT8 vs FP32, preset scaling, peers quality vs
     speed. None when matplotlib is missing."""
@@ -157,7 +163,11 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     except ImportError:
         return None
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    title = f"qdr bench ({result['mode']}) — {result['machine']['cpu_model']}; load avg {result['loadavg_start'][:1]}"
+    gpu = "; GPU " + ", ".join(result["machine"]["gpus"]) if result["machine"].get("gpus") else ""
+    title = (
+        f"qdr bench ({result['mode']}) — {result['machine']['cpu_model']}{gpu}; "
+        f"load avg {result['loadavg_start'][:1]}"
+    )
     fig.suptitle(title, fontsize=10)
 
     ax = axes[0, 0]
@@ -199,6 +209,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
             ylabel="FPS", title=f"INT8 vs FP32 at {ratios[0]['width']}x{ratios[0]['height']} (interleaved)"
         )
         ax.legend(fontsize=7)
+    else:
+        _not_measured(ax, "INT8 vs FP32 ratio")
 
     ax = axes[1, 0]
     presets = (result.get("scaling") or {}).get("presets") or []
@@ -217,6 +229,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     ax.set(xlabel="GMAC per frame", ylabel="ms (median)", title="Time vs preset size")
     if presets:
         ax.legend(fontsize=7)
+    else:
+        _not_measured(ax, "preset scaling")
 
     ax = axes[1, 1]
     peers = result.get("peers") or {}
@@ -230,6 +244,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     )
     if peers.get("tasks"):
         ax.legend(fontsize=7)
+    else:
+        _not_measured(ax, "peers")
 
     fig.tight_layout()
     path = Path(path)

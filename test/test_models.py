@@ -207,6 +207,7 @@ def test_context_model_exports_with_its_size_multiple(tmp_path) -> None:
 def test_deep_pyramid_counts_exports_and_runs_on_padded_frames(tmp_path) -> None:
     """Five levels (multiple 128, as efm-s-ctx5): 640x480 is not a multiple, so MACs are those of
     the 640x512 frame the runtimes compute, and the ONNX trace needs a 128-pixel sample."""
+    from qdr_core.bench.models import onnx_complexity
     from qdr_core.models.complexity import count_macs
     from qdr_core.runtime import load_runtime
 
@@ -215,6 +216,7 @@ def test_deep_pyramid_counts_exports_and_runs_on_padded_frames(tmp_path) -> None
     assert model.size_multiple == 128
     assert count_macs(model, 480, 640) == count_macs(model, 512, 640) > count_macs(model, 384, 640)
     path = export_onnx(model, tmp_path / "deep.onnx")
+    assert onnx_complexity(path, 480, 640)["macs"] == count_macs(model, 480, 640)
     image = np.random.default_rng(1).random((70, 130, 3), dtype=np.float32)
     with load_runtime(path, backend="onnxruntime", num_threads=1) as rt:
         out = rt.infer(image)

@@ -172,12 +172,16 @@ def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640
     """Conv MACs for one ``height x width`` frame, and parameter count, read from an ONNX graph.
 
     Shapes come from ONNX shape inference with the input fixed to 1x3xHxW; Conv weight shapes from
-    the initializers (or the DequantizeLinear in front of them in a QDQ graph).
+    the initializers (or the DequantizeLinear in front of them in a QDQ graph). The frame is padded
+    up to the model's ``size_multiple`` (ONNX metadata), as the runtimes pad it.
     """
     import onnx
     from onnx import numpy_helper, shape_inference
 
     model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    multiple = int(meta.get("size_multiple", "1"))
+    height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4:
         raise ModelFileError(f"{path}: expected an NCHW input")

@@ -37,7 +37,7 @@ class BenchOptions:
     repeats: int = 20
     min_seconds: float = 2.0
     preset: str = "efm-s"  # of the stand-ins, when no model is shipped
-    presets: list[str] = field(default_factory=lambda: ["efm-t", "efm-s", "efm-s-ctx", "efm-m"])
+    presets: list[str] = field(default_factory=lambda: ["efm-t", "efm-s", "efm-s-ctx", "efm-s-ctx5", "efm-m"])
     models_dir: str = "models"
     cache_dir: str = str(DEFAULT_CACHE)
     roofline: bool = True

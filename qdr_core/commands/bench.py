@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--presets",
         type=_csv,
-        help="presets for the size scaling (default efm-t,efm-s,efm-s-ctx,efm-m; '' for none)",
+        help="presets for the size scaling (default efm-t,efm-s,efm-s-ctx,efm-s-ctx5,efm-m; '' for none)",
     )
     p.add_argument(
         "--preset",

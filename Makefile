@@ -56,10 +56,7 @@ data:
 	else echo "make data needs apt-get (Debian/Ubuntu): install opencv-doc, mate-backgrounds, plasma-workspace-wallpapers"; exit 1; fi
 
 models: venv data
-	for t in lowlight haze rain noise; do \
-		$(BIN)/qdr train --task $$t --preset efm-s --iters 5000 --batch-size 8 --patch 128 --threads 1 \
-			--out runs/$$t --export models/$$t --no-progress || exit 1; \
-	done
+	QDR=$(BIN)/qdr scripts/train_models.sh
 
 bench: venv
 	$(BIN)/qdr bench --quick

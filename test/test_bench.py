@@ -42,6 +42,10 @@ def test_quick_bench_writes_wellformed_json(bench_run):
     assert result["schema"] == "qdr-bench/1" and result["mode"] == "quick" and result["errors"] == {}
     machine = result["machine"]
     assert machine["cpu_model"] and len(machine["loadavg"]) == 3 and result["loadavg_end"]
+    # GPU rows need their card: listed by nvidia-smi where there is one, an empty list here.
+    import shutil
+
+    assert isinstance(machine["gpus"], list) and (shutil.which("nvidia-smi") or machine["gpus"] == [])
     assert {m["source"] for m in result["models"].values()} == {"stand-in"}
     assert "models_note" in result
 

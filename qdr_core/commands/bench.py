@@ -2,7 +2,7 @@
 
 Prints the tables, writes ``<output>/<name>.json`` and ``<output>/<name>.png``. ``--quick`` is the
 < 3 minute set ``make bench`` runs; without it the full suite (four resolutions, all tasks' peers)
-takes about 15-25 minutes on a 2-core CPU. Rerun it on an idle machine for numbers to publish: every
+takes about 11 minutes on an idle 2-core CPU. Rerun it on an idle machine for numbers to publish: every
 JSON records the load average it was measured under.
 """
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.errors import ModelFileError
+from qdr_core.runtime.base import round_up_size
 
 TASKS = ("lowlight", "haze", "rain", "noise")
 #: role -> file name in ``models/<task>/``
@@ -143,8 +144,8 @@ def project_exports(checkpoint: Path, int8_cpu: Path, int8_trt: Path) -> None:
 
     generator = torch.Generator().manual_seed(0)
     qat = quantize_model(load_model(checkpoint).eval())
-    m = int(qat.size_multiple)
-    batches = [torch.rand(1, 3, -(-96 // m) * m, -(-128 // m) * m, generator=generator) for _ in range(4)]
+    size = round_up_size((96, 128), int(qat.size_multiple))
+    batches = [torch.rand(1, 3, *size, generator=generator) for _ in range(4)]
     calibrate(qat, batches)
     qat.eval()
     export_ort_int8(qat, int8_cpu, [b.numpy() for b in batches])
@@ -180,8 +181,7 @@ def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640
 
     model = onnx.load(str(path))
     meta = {p.key: p.value for p in model.metadata_props}
-    multiple = int(meta.get("size_multiple", "1"))
-    height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    height, width = round_up_size((height, width), int(meta.get("size_multiple", "1")))
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4:
         raise ModelFileError(f"{path}: expected an NCHW input")

@@ -15,6 +15,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from qdr_core.runtime.base import round_up_size
+
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 17
@@ -50,8 +52,7 @@ def export_onnx(
     model = model.eval()
     multiple = getattr(model, "size_multiple", None)
     if sample_size is None:
-        side = -(-64 // (multiple or 1)) * (multiple or 1)
-        sample_size = (side, side)
+        sample_size = round_up_size((64, 64), multiple or 1)
     sample = torch.rand(1, 3, *sample_size)
     dynamic = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():

@@ -14,9 +14,10 @@ def count_params(model: nn.Module) -> int:
 def count_macs(model: nn.Module, height: int = 480, width: int = 640) -> int:
     """Multiply-accumulates of every Conv2d for one ``height x width`` RGB frame, padded up to the
     model's ``size_multiple`` as the runtimes pad it (that padded frame is what they compute)."""
+    from qdr_core.runtime.base import round_up_size
+
     total = 0
-    multiple = int(getattr(model, "size_multiple", 1))
-    height, width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+    height, width = round_up_size((height, width), int(getattr(model, "size_multiple", 1)))
 
     def hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
         nonlocal total

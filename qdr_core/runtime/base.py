@@ -27,6 +27,12 @@ def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
     return (-height) % multiple, (-width) % multiple
 
 
+def round_up_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """``(h, w)`` rounded up to multiples of ``multiple``: the frame a model really computes."""
+    ph, pw = pad_amounts(int(size[0]), int(size[1]), multiple)
+    return int(size[0]) + ph, int(size[1]) + pw
+
+
 def pad_image(image: np.ndarray, multiple: int) -> np.ndarray:
     """Pad an HxWxC image at the bottom and right to a multiple of ``multiple``.
 

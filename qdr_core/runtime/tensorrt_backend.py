@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ImageFormatError, ModelFileError
-from qdr_core.runtime.base import DEFAULT_SIZE_MULTIPLE, Runtime
+from qdr_core.runtime.base import DEFAULT_SIZE_MULTIPLE, Runtime, round_up_size
 from qdr_core.runtime.onnx_metadata import read_metadata
 
 LOG = logging.getLogger(__name__)
@@ -102,11 +102,6 @@ def engine_cache_key(
 def engine_cache_path(cache_dir: str | os.PathLike, onnx_path: str | os.PathLike, key: str) -> Path:
     """``<cache_dir>/<onnx stem>-<key prefix>.engine``: readable by a person, unique by the key."""
     return Path(cache_dir) / f"{Path(onnx_path).stem}-{key[:24]}.engine"
-
-
-def round_up_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
-    """``(h, w)`` rounded up to multiples of ``multiple``."""
-    return tuple(-(-int(v) // multiple) * multiple for v in size)
 
 
 def profile_shapes(

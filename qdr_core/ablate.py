@@ -92,20 +92,12 @@ def score_runtime(
         return _score(runtime.infer, pairs)
 
 
-@torch.no_grad()
 def score_torch(model: torch.nn.Module, pairs: list) -> dict:
-    """PSNR / SSIM of an in-memory model (the fake-quant reference); same padding as the runtimes."""
-    from qdr_core.runtime.base import pad_image
+    """PSNR / SSIM of an in-memory model (the fake-quant reference), through the torch runtime:
+    the same padding and clipping as the exported models get."""
+    from qdr_core.runtime.torch_backend import TorchRuntime
 
-    model.eval()
-    multiple = int(getattr(model, "size_multiple", 4))
-
-    def restore(image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(pad_image(image, multiple).transpose(2, 0, 1)))[None]
-        return model(x)[0, :, :h, :w].clamp(0, 1).numpy().transpose(1, 2, 0)
-
-    return _score(restore, pairs)
+    return _score(TorchRuntime.from_model(model).infer, pairs)
 
 
 def recovery(int8: dict, fp32: dict) -> dict[str, float]:

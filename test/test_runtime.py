@@ -52,6 +52,18 @@ def test_torch_and_onnxruntime_agree(ort_runtime, torch_runtime, h, w):
     assert np.abs(a - b).max() < 1e-4
 
 
+def test_in_memory_model_runs_like_its_file(model_files, torch_runtime):
+    """Training validation and the ablation score in-memory models through this; it must give what
+    the checkpoint file gives (same padding, cropping, clipping)."""
+    from qdr_core.models.checkpoint import load_model
+    from qdr_core.runtime.torch_backend import TorchRuntime
+
+    in_memory = TorchRuntime.from_model(load_model(model_files.checkpoint))
+    assert in_memory.size_multiple == torch_runtime.size_multiple
+    image = _image(37, 53, seed=3)
+    assert np.array_equal(in_memory.infer(image), torch_runtime.infer(image))
+
+
 def test_random_model_is_not_identity(ort_runtime):
     image = _image(32, 48)
     assert np.abs(ort_runtime.infer(image) - image).mean() > 1e-2

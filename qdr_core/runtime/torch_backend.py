@@ -47,8 +47,25 @@ class TorchRuntime(Runtime):
             raise BackendUnavailableError(
                 "backend 'torch' on device 'cuda' needs a CUDA build of torch and a GPU"
             )
-        self.model = load_model(self.model_path).to(self.device).eval()
-        self.size_multiple = int(getattr(self.model, "size_multiple", self.size_multiple))
+        self._attach(load_model(self.model_path).to(self.device))
+
+    @classmethod
+    def from_model(cls, model) -> TorchRuntime:
+        """An in-memory model (a training loop's, an ablation's) behind the runtime interface, on
+        the device its weights are on: scored with exactly the padding, cropping and clipping that
+        a model file gets."""
+        import torch
+
+        runtime = cls.__new__(cls)
+        Runtime.__init__(runtime, f"<in-memory {type(model).__name__}>")
+        runtime._torch = torch
+        runtime.device = next(model.parameters()).device
+        runtime._attach(model)
+        return runtime
+
+    def _attach(self, model) -> None:
+        self.model = model.eval()
+        self.size_multiple = int(getattr(model, "size_multiple", self.size_multiple))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch

@@ -54,22 +54,15 @@ def train_step(
     return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
 
 
-@torch.no_grad()
 def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Mean PSNR / SSIM of ``model`` on (name, degraded, clean) pairs (any size: padded to the
-    model's size multiple as the runtimes do, and cropped back)."""
-    from qdr_core.runtime.base import pad_image
+    """Mean PSNR / SSIM of ``model`` on (name, degraded, clean) pairs (any size: run through the
+    torch runtime, so padded, cropped and clipped as a model file would be)."""
+    from qdr_core.runtime.torch_backend import TorchRuntime
 
-    model.eval()
-    device = next(model.parameters()).device
-    multiple = int(getattr(model, "size_multiple", 4))
+    runtime = TorchRuntime.from_model(model)
     scores = {"psnr_input": [], "psnr_output": [], "ssim_input": [], "ssim_output": []}
     for _, degraded, clean in pairs:
-        h, w = degraded.shape[:2]
-        x = torch.from_numpy(
-            np.ascontiguousarray(pad_image(degraded, multiple).transpose(2, 0, 1))
-        ).unsqueeze(0)
-        restored = model(x.to(device))[0, :, :h, :w].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+        restored = runtime.infer(degraded)
         scores["psnr_input"].append(psnr(clean, degraded))
         scores["psnr_output"].append(psnr(clean, restored))
         scores["ssim_input"].append(ssim(clean, degraded))

@@ -49,6 +49,30 @@ def cpu_path(qat_model, tmp_path_factory):
     return export_ort_int8(qat_model, tmp_path_factory.mktemp("cpu") / "int8_cpu.onnx", calib)
 
 
+def _exact_int8_dot() -> bool:
+    """Whether onnxruntime's fused u8s8 conv accumulates exactly on this CPU.
+
+    With VNNI/AMX (or off x86) the int8 products are summed in int32. On AVX2-only x86 CPUs MLAS
+    sums pairs of u8*s8 products in int16 (vpmaddubsw), which saturates for full-range inputs and
+    weights such as this test's random model; onnxruntime documents it (reduce_range exists for it).
+    The shipped models do not hit it: their int8_cpu PSNR is the same on both kinds of machine
+    (docs/quantization.md).
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = next((line for line in fh if line.startswith("flags")), "")
+    except OSError:
+        return True
+    if not flags or " avx2" not in flags:
+        return True
+    return any(f" {f}" in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+# Mean abs error of ORT's fused int8 kernels vs the fake-quant model: rare one-step flips where the
+# dot products are exact, int16 pair saturation on AVX2-only CPUs.
+FUSED_TOL = 1e-3 if _exact_int8_dot() else 0.02
+
+
 def _run(path, x, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
     opts = ort.SessionOptions()
     opts.graph_optimization_level = level
@@ -83,9 +107,9 @@ def test_trt_export_matches_fake_quant(qat_model, trt_path):
     # Unoptimized, the QDQ graph computes exactly the fake-quant arithmetic.
     exact = _run(trt_path, x.numpy(), ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     assert np.abs(exact - ref).max() < 1e-5
-    # onnxruntime's fused int8 kernels requantize differently: rare one-step flips only.
+    # onnxruntime's fused int8 kernels requantize differently (see FUSED_TOL).
     fused = _run(trt_path, x.numpy())
-    assert np.abs(fused - ref).mean() < 1e-3
+    assert np.abs(fused - ref).mean() < FUSED_TOL
 
 
 def _mutate(path, fn):
@@ -243,7 +267,7 @@ def test_cpu_export_is_close_to_fake_quant_through_the_runtime(qat_model, cpu_pa
             np.pad(image, ((0, 3), (0, 2), (0, 0)), mode="reflect").transpose(2, 0, 1).copy()
         )
         ref = qat_model(x[None])[0, :, :37, :50].clamp(0, 1).numpy().transpose(1, 2, 0)
-    for path, tol in ((cpu_path, 0.02), (trt_path, 1e-3)):
+    for path, tol in ((cpu_path, 0.02), (trt_path, FUSED_TOL)):
         with load_runtime(path, backend="onnxruntime", num_threads=1) as rt:
             assert np.abs(rt.infer(image) - ref).mean() < tol
 

@@ -115,7 +115,7 @@ def export_int8(
     """Both INT8 exports of a QAT checkpoint: ``int8_trt.onnx`` and ``int8_cpu.onnx`` in ``out_dir``."""
     from qdr_core.export.ort_int8 import export_ort_int8
     from qdr_core.export.qdq_tensorrt import export_tensorrt_qdq
-    from qdr_core.models.checkpoint import load_model
+    from qdr_core.quant.qat_model import load_model
 
     model = load_model(qat_path)
     out_dir = Path(out_dir)
@@ -173,7 +173,7 @@ def run_ablation(cfg: AblationConfig, progress: bool = True) -> list[dict[str, A
     """Train, export and score every variant; writes ``ablation.json`` and ``ablation.md``."""
     from qdr_core.export.onnx_fp32 import export_onnx
     from qdr_core.models.checkpoint import load_fp32_model
-    from qdr_core.quant.qat_train import QATConfig, fit_qat
+    from qdr_core.train.qat import QATConfig, fit_qat
 
     if not Path(cfg.teacher).is_file():
         raise ModelFileError(f"teacher checkpoint not found: {cfg.teacher}")
@@ -275,7 +275,7 @@ def acceptance_report(
 ) -> dict[str, Any]:
     """Score ``fp32.onnx``, ``int8_trt.onnx``, ``int8_cpu.onnx`` (onnxruntime) and ``qat.pt`` (torch
     fake-quant) of one task on the held-out set, and check the INT8 acceptance criteria."""
-    from qdr_core.models.checkpoint import load_model
+    from qdr_core.quant.qat_model import load_model
 
     model_dir = Path(model_dir)
     pairs = eval_pairs(task, eval_images)

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.skipif(not TASKS, reason="no shipped INT8 models under 
 def test_shipped_qat_checkpoint_loads(task):
     import torch
 
-    from qdr_core.models.checkpoint import load_model, read_checkpoint
+    from qdr_core.models.checkpoint import read_checkpoint
     from qdr_core.quant.convert import is_quantized
+    from qdr_core.quant.qat_model import load_model
 
     payload = read_checkpoint(MODELS / task / "qat.pt")
     assert payload["kind"] == "qat" and payload["meta"]["task"] == task

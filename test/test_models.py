@@ -14,12 +14,12 @@ from qdr_core.export.onnx_fp32 import export_onnx
 from qdr_core.models import PRESETS, EFMConfig, build_model, preset_config
 from qdr_core.models.checkpoint import (
     load_fp32_model,
-    load_model,
     model_payload,
     read_checkpoint,
     save_checkpoint,
 )
 from qdr_core.models.complexity import count_macs, count_params
+from qdr_core.quant.qat_model import load_model
 
 TINY = {name: dict(cfg.to_dict(), width=4) for name, cfg in PRESETS.items()}
 

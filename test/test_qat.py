@@ -15,8 +15,8 @@ from qdr_core.distill import build_balancer
 from qdr_core.models import build_model
 from qdr_core.models.checkpoint import model_payload, read_checkpoint, save_checkpoint
 from qdr_core.quant import calibrate, quantize_model
-from qdr_core.quant.qat_train import QATConfig, build_kd_loss, fit_qat, qat_step
 from qdr_core.train.losses import ReconstructionLoss
+from qdr_core.train.qat import QATConfig, build_kd_loss, fit_qat, qat_step
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from qdr_core.models import build_model
 from qdr_core.models.blocks import Add
-from qdr_core.models.checkpoint import load_model, save_checkpoint
+from qdr_core.models.checkpoint import save_checkpoint
 from qdr_core.quant import (
     FakeQuantizer,
     QuantAdd,
@@ -20,6 +20,7 @@ from qdr_core.quant import (
     set_quantization,
     unique_quantizers,
 )
+from qdr_core.quant.qat_model import load_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -55,7 +55,7 @@ def test_torch_and_onnxruntime_agree(ort_runtime, torch_runtime, h, w):
 def test_in_memory_model_runs_like_its_file(model_files, torch_runtime):
     """Training validation and the ablation score in-memory models through this; it must give what
     the checkpoint file gives (same padding, cropping, clipping)."""
-    from qdr_core.models.checkpoint import load_model
+    from qdr_core.quant.qat_model import load_model
     from qdr_core.runtime.torch_backend import TorchRuntime
 
     in_memory = TorchRuntime.from_model(load_model(model_files.checkpoint))

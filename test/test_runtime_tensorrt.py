@@ -87,7 +87,7 @@ def test_profile_shapes():
 
 
 def test_profile_sizes_round_up_to_the_model_multiple():
-    from qdr_core.runtime.tensorrt_backend import round_up_size
+    from qdr_core.sizes import round_up_size
 
     # A context-pyramid model pads to multiples of 32: 1080p frames run as 1088x1920.
     assert round_up_size((1080, 1920), 32) == (1088, 1920)

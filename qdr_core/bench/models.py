@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.errors import ModelFileError
-from qdr_core.runtime.base import round_up_size
+from qdr_core.sizes import round_up_size
 
 TASKS = ("lowlight", "haze", "rain", "noise")
 #: role -> file name in ``models/<task>/``
@@ -138,9 +138,9 @@ def project_exports(checkpoint: Path, int8_cpu: Path, int8_trt: Path) -> None:
 
     from qdr_core.export.ort_int8 import export_ort_int8
     from qdr_core.export.qdq_tensorrt import export_tensorrt_qdq
-    from qdr_core.models.checkpoint import load_model
     from qdr_core.quant.calibrate import calibrate
     from qdr_core.quant.convert import quantize_model
+    from qdr_core.quant.qat_model import load_model
 
     generator = torch.Generator().manual_seed(0)
     qat = quantize_model(load_model(checkpoint).eval())

@@ -94,7 +94,7 @@ def grid(
     options: BenchOptions, models: dict[str, ModelFile], specs: list[RuntimeSpec], log: Log
 ) -> list[dict[str, Any]]:
     """Each runtime x threads x resolution in its own subprocess: latency, load time, peak RSS."""
-    from qdr_core.bench.memory import run_isolated
+    from qdr_core.bench.worker import run_isolated
 
     rows = []
     engine_dir = str(Path(options.cache_dir) / "engines")

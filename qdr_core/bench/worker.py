@@ -2,12 +2,14 @@
 
 A fresh process per (runtime, resolution, threads) keeps peak RSS, allocator arenas, thread pools
 and torch's process-wide thread count from leaking between configurations. The result is printed as
-one JSON line prefixed with ``RESULT_PREFIX``.
+one JSON line prefixed with ``RESULT_PREFIX``; ``run_isolated`` is the parent's side.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 import traceback
@@ -17,6 +19,33 @@ from typing import Any
 from qdr_core.bench.memory import current_rss_mb, peak_rss_mb, reset_peak_rss
 
 RESULT_PREFIX = "QDR_BENCH_RESULT "
+
+
+def run_isolated(cfg: dict[str, Any], timeout_s: float = 300.0) -> dict[str, Any]:
+    """Run one worker configuration in a fresh interpreter; returns its result dict (``ok`` False
+    with ``error`` when it failed or timed out)."""
+    env = dict(os.environ)
+    threads = int(cfg.get("threads", 0))
+    if threads > 0:
+        # Keep OpenMP / MKL pools (torch) at the requested size instead of one thread per CPU.
+        env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "qdr_core.bench.worker"],
+            input=json.dumps(cfg),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout_s:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return {"ok": False, "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
 
 
 def _import_backend(backend: str) -> None:

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from qdr_core.errors import ConfigError, ModelFileError
-    from qdr_core.models.checkpoint import load_model, read_checkpoint
+    from qdr_core.models.checkpoint import read_checkpoint
+    from qdr_core.quant.qat_model import load_model
 
     payload = read_checkpoint(args.checkpoint)
     model = load_model(args.checkpoint)

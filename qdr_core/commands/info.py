@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
     elif Path(args.model).suffix == ".onnx":
         rows = [describe_onnx(args.model)]
     elif Path(args.model).suffix == ".pt":
-        from qdr_core.models.checkpoint import load_model, read_checkpoint
+        from qdr_core.models.checkpoint import read_checkpoint
         from qdr_core.models.complexity import count_macs, count_params
+        from qdr_core.quant.qat_model import load_model
 
         payload = read_checkpoint(args.model)
         model = load_model(args.model)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from qdr_core.config import add_dataclass_arguments, dataclass_overrides
-from qdr_core.quant.qat_train import QATConfig
+from qdr_core.train.qat import QATConfig
 
 _CHOICES = {"kd": ["none", "output", "decoder", "dfd"], "balance": ["fixed", "lmr", "gradnorm"], "kd_distance": ["l1", "mse"],
             "act_method": ["max", "percentile", "mse"], "weight_method": ["max", "percentile", "mse"]}  # fmt: skip
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qdr_core.quant.qat_train import check_config, fit_qat
+    from qdr_core.train.qat import check_config, fit_qat
 
     values = dataclass_overrides(args, QATConfig)
     values.setdefault("out", f"models/{args.task}/qat.pt")

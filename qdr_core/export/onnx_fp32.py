@@ -15,7 +15,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from qdr_core.runtime.base import round_up_size
+from qdr_core.sizes import round_up_size
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"

@@ -98,15 +98,3 @@ def init_from(model: EFM, path: str | os.PathLike) -> list[str]:
         )
     model.load_state_dict({**own, **stored})
     return sorted(set(own) - set(stored))
-
-
-def load_model(path: str | os.PathLike) -> torch.nn.Module:
-    """Any runnable model stored in a qdr checkpoint (``kind`` fp32 or qat), in eval mode."""
-    payload = read_checkpoint(path)
-    if payload["kind"] == "fp32":
-        return load_fp32_model(path)[0]
-    if payload["kind"] == "qat":
-        from qdr_core.quant.qat_model import load_qat_model
-
-        return load_qat_model(payload, source=str(path))
-    raise ModelFileError(f"{path}: unknown checkpoint kind {payload['kind']!r}")

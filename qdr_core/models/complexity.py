@@ -14,7 +14,7 @@ def count_params(model: nn.Module) -> int:
 def count_macs(model: nn.Module, height: int = 480, width: int = 640) -> int:
     """Multiply-accumulates of every Conv2d for one ``height x width`` RGB frame, padded up to the
     model's ``size_multiple`` as the runtimes pad it (that padded frame is what they compute)."""
-    from qdr_core.runtime.base import round_up_size
+    from qdr_core.sizes import round_up_size
 
     total = 0
     height, width = round_up_size((height, width), int(getattr(model, "size_multiple", 1)))

@@ -3,14 +3,20 @@
 A QAT checkpoint has the FP32 layout (``kind: "qat"``, ``model``: the EFMConfig, ``state_dict``,
 ``meta``); its state dict is the FP32 one plus the quantizer step sizes. Loading rebuilds the EFM,
 swaps in the quantized layers (deterministic) and loads the tensors; nothing is unpickled.
+
+``load_model`` opens either kind. It lives here, not in ``models.checkpoint``, because only this
+layer knows both kinds: ``models`` never imports ``quant``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from torch import nn
+
 from qdr_core.errors import ModelFileError
-from qdr_core.models.checkpoint import model_payload
+from qdr_core.models.checkpoint import load_fp32_model, model_payload, read_checkpoint
 from qdr_core.models.efm import EFM, EFMConfig
 from qdr_core.quant.convert import quantize_model
 
@@ -29,3 +35,13 @@ def load_qat_model(payload: dict[str, Any], source: str = "<payload>") -> EFM:
     except Exception as exc:
         raise ModelFileError(f"{source}: QAT weights do not match the stored architecture ({exc})") from exc
     return model.eval()
+
+
+def load_model(path: str | os.PathLike) -> nn.Module:
+    """Any runnable model stored in a qdr checkpoint (``kind`` fp32 or qat), in eval mode."""
+    payload = read_checkpoint(path)
+    if payload["kind"] == "fp32":
+        return load_fp32_model(path)[0]
+    if payload["kind"] == "qat":
+        return load_qat_model(payload, source=str(path))
+    raise ModelFileError(f"{path}: unknown checkpoint kind {payload['kind']!r}")

@@ -189,7 +189,7 @@ def gate_maps(checkpoint: str | os.PathLike, images: list[np.ndarray]) -> list[l
     import torch
 
     from qdr_core.models.blocks import ResidualBlock
-    from qdr_core.models.checkpoint import load_model
+    from qdr_core.quant.qat_model import load_model
     from qdr_core.runtime.base import pad_image
 
     model = load_model(checkpoint)

@@ -14,23 +14,10 @@ import cv2
 import numpy as np
 
 from qdr_core.errors import ImageFormatError
+from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, pad_amounts
 
 _INV_255 = np.float32(1.0 / 255.0)
 _SCALE_255 = (255.0, 0.0, 0.0, 0.0)  # an OpenCV scalar: the plane times 255
-
-#: The EFM down-samples twice (1/2, 1/4); an exported graph only accepts H, W that divide by 4.
-DEFAULT_SIZE_MULTIPLE = 4
-
-
-def pad_amounts(height: int, width: int, multiple: int) -> tuple[int, int]:
-    """Rows and columns to append so that both sides become multiples of ``multiple``."""
-    return (-height) % multiple, (-width) % multiple
-
-
-def round_up_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
-    """``(h, w)`` rounded up to multiples of ``multiple``: the frame a model really computes."""
-    ph, pw = pad_amounts(int(size[0]), int(size[1]), multiple)
-    return int(size[0]) + ph, int(size[1]) + pw
 
 
 def pad_image(image: np.ndarray, multiple: int) -> np.ndarray:

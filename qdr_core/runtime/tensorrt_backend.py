@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ImageFormatError, ModelFileError
-from qdr_core.runtime.base import DEFAULT_SIZE_MULTIPLE, Runtime, round_up_size
+from qdr_core.runtime.base import Runtime
 from qdr_core.runtime.onnx_metadata import read_metadata
+from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, round_up_size
 
 LOG = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ class TorchRuntime(Runtime):
             import torch
         except ImportError as exc:
             raise BackendUnavailableError("backend 'torch' needs PyTorch: pip install torch") from exc
-        from qdr_core.models.checkpoint import load_model
+        from qdr_core.quant.qat_model import load_model
 
         self._torch = torch
         if self.num_threads > 0:

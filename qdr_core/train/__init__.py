@@ -1,1 +1,1 @@
-"""FP32 training of the EFM (the teacher of QDR)."""
+"""Training: FP32 training of the EFM (``trainer``, the teacher of QDR) and QDR's QAT loop (``qat``)."""

@@ -12,7 +12,7 @@ STAMP := $(VENV)/.qdr-installed
 
 help:
 	@echo "make demo   - set up .venv, then run the main job on the bundled model and demo data"
-	@echo "make test   - set up .venv, then lint (ruff) and run the test suite"
+	@echo "make test   - set up .venv, then lint (ruff, import contracts) and run the test suite"
 	@echo "make data   - install the training photo packages (Debian: opencv-doc, wallpapers)"
 	@echo "make models - retrain the shipped FP32 models (see models/*/MODEL_CARD.md)"
 	@echo "make bench  - run the quick benchmark suite"
@@ -40,6 +40,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 format: venv
 	$(BIN)/ruff check --fix .

@@ -22,7 +22,7 @@ import torch
 from qdr_core.data.datasets import SyntheticPairs, fixed_eval_pairs
 from qdr_core.data.sources import MAX_SIDE, photos
 from qdr_core.errors import ModelFileError
-from qdr_core.metrics import psnr, ssim
+from qdr_core.metrics import mean_scores, score_restoration
 
 EVAL_SEED = 0  # the seed `qdr eval` uses by default: the same degraded eval set
 
@@ -63,20 +63,10 @@ def calibration_batches(task: str, count: int = 16, patch: int = 128, seed: int 
 
 
 def _score(restore, pairs: list) -> dict[str, float]:
-    scores: dict[str, list[float]] = {
-        "psnr_input": [],
-        "psnr_output": [],
-        "ssim_input": [],
-        "ssim_output": [],
-    }
     t0 = time.perf_counter()
-    for _, degraded, clean in pairs:
-        restored = restore(degraded)
-        scores["psnr_input"].append(psnr(clean, degraded))
-        scores["psnr_output"].append(psnr(clean, restored))
-        scores["ssim_input"].append(ssim(clean, degraded))
-        scores["ssim_output"].append(ssim(clean, restored))
-    result = {k: float(np.mean(v)) for k, v in scores.items()}
+    result = mean_scores(
+        score_restoration(clean, degraded, restore(degraded)) for _, degraded, clean in pairs
+    )
     result["seconds"] = time.perf_counter() - t0
     result["n_images"] = len(pairs)
     return result

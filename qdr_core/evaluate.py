@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.data.datasets import fixed_eval_pairs
-from qdr_core.metrics import psnr, ssim
+from qdr_core.metrics import mean_scores, score_restoration
 
 
 def evaluate_runtime(
@@ -25,16 +25,16 @@ def evaluate_runtime(
         start = time.perf_counter()
         restored = runtime.infer(degraded)
         elapsed = time.perf_counter() - start
-        rows.append({
-            "name": name, "height": clean.shape[0], "width": clean.shape[1],
-            "psnr_input": psnr(clean, degraded), "psnr_output": psnr(clean, restored),
-            "ssim_input": ssim(clean, degraded), "ssim_output": ssim(clean, restored),
-            "infer_ms": 1000 * elapsed,
-        })  # fmt: skip
-    summary = {
-        k: float(np.mean([r[k] for r in rows]))
-        for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
-    }
+        rows.append(
+            {
+                "name": name,
+                "height": clean.shape[0],
+                "width": clean.shape[1],
+                **score_restoration(clean, degraded, restored),
+                "infer_ms": 1000 * elapsed,
+            }
+        )
+    summary = mean_scores(rows)
     return {
         "task": task,
         "seed": seed,

@@ -32,7 +32,7 @@ from qdr_core.bag.io import (
 )
 from qdr_core.errors import DataError
 from qdr_core.image_encodings import output_encoding_for
-from qdr_core.metrics import psnr, ssim
+from qdr_core.metrics import mean_scores, score_restoration
 
 
 def no_reference_stats(rgb: np.ndarray) -> dict[str, float]:
@@ -97,12 +97,7 @@ class FrameScorer:
     ) -> dict[str, Any]:
         row: dict[str, Any] = {"index": index, "stamp_ns": stamp, **extra}
         if clean is not None:
-            row.update(
-                psnr_input=psnr(clean, degraded),
-                psnr_output=psnr(clean, restored),
-                ssim_input=ssim(clean, degraded),
-                ssim_output=ssim(clean, restored),
-            )
+            row.update(score_restoration(clean, degraded, restored))
         else:
             row["input_stats"] = no_reference_stats(degraded)
             row["output_stats"] = no_reference_stats(restored)
@@ -130,8 +125,7 @@ class FrameScorer:
         out: dict[str, Any] = {"n_frames": len(rows)}
         scored = [r for r in rows if "psnr_input" in r]
         if scored:
-            for key in ("psnr_input", "psnr_output", "ssim_input", "ssim_output"):
-                out[key] = float(np.mean([r[key] for r in scored]))
+            out.update(mean_scores(scored))
             out["psnr_gain"] = out["psnr_output"] - out["psnr_input"]
             out["n_scored"] = len(scored)
         unscored = [r for r in rows if "input_stats" in r]

@@ -5,12 +5,13 @@ smooth random image where none ships. Speed does not depend on content; quality 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo" / "images"
+from qdr_core.paths import source_root
+
+DEMO_DIR = source_root() / "demo" / "images"
 
 
 @lru_cache(maxsize=1)

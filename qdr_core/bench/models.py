@@ -18,8 +18,8 @@ import numpy as np
 
 from qdr_core.errors import ModelFileError
 from qdr_core.sizes import round_up_size
+from qdr_core.tasks import TASKS
 
-TASKS = ("lowlight", "haze", "rain", "noise")
 #: role -> file name in ``models/<task>/``
 ROLE_FILES = {
     "fp32_pt": "fp32.pt",

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from qdr_core.bench import machine
-from qdr_core.bench.models import DEFAULT_CACHE, ROLE_FILES, TASKS, ModelFile, resolve_models
+from qdr_core.bench.models import DEFAULT_CACHE, ROLE_FILES, ModelFile, resolve_models
 from qdr_core.bench.runtimes import ALL_RUNTIMES, RuntimeSpec, default_runtimes, unavailable_reason
+from qdr_core.tasks import TASKS
 
 SCHEMA = "qdr-bench/1"
 HEADLINE = (640, 480)  # the resolution every target is stated at

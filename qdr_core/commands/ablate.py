@@ -7,11 +7,12 @@ import argparse
 
 from qdr_core.ablate import AblationConfig
 from qdr_core.config import add_dataclass_arguments, dataclass_overrides
+from qdr_core.tasks import TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ablate", help="run the QDR ablation table for a task", description=__doc__)
-    p.add_argument("--task", required=True, choices=["lowlight", "haze", "rain", "noise"])
+    p.add_argument("--task", required=True, choices=TASKS)
     add_dataclass_arguments(p, AblationConfig, skip={"task"})
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-TASKS = ["lowlight", "haze", "rain", "noise"]
+from qdr_core.tasks import TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

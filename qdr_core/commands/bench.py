@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[2]
+from qdr_core.paths import source_root
+from qdr_core.tasks import TASKS
 
 
 def _csv_ints(text: str) -> list[int]:
@@ -39,7 +40,8 @@ def _csv(text: str) -> list[str]:
 
 def _default_dir(name: str) -> str:
     # Repository-relative when run from a checkout (editable install), else relative to the cwd.
-    return str(_REPO / name) if (_REPO / "benchmarks").is_dir() else name
+    root = source_root()
+    return str(root / name) if (root / "benchmarks").is_dir() else name
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--task",
         default="lowlight",
-        choices=["lowlight", "haze", "rain", "noise"],
+        choices=TASKS,
         help="whose models are timed",
     )
     p.add_argument(

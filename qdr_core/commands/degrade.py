@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from qdr_core.tasks import TASKS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("degrade", help="synthesise a degradation over a folder", description=__doc__)
-    p.add_argument("--task", required=True, choices=["lowlight", "haze", "rain", "noise"])
+    p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--input", required=True, help="folder of clean images")
     p.add_argument("--output", required=True, help="folder for the degraded copies")
     p.add_argument("--seed", type=int, default=0, help="image i is degraded with generator (seed, i)")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import argparse
 
+from qdr_core.tasks import TASKS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "detect-eval", help="person detection AP on degraded vs restored frames", description=__doc__
     )
-    p.add_argument("--task", required=True, choices=["lowlight", "haze", "rain", "noise"])
+    p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--model", required=True, help=".onnx (FP32 or INT8) or .pt checkpoint")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", help="clean video with people (e.g. opencv-doc's vtest.avi)")
@@ -30,13 +32,11 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    import numpy as np
-
     from qdr_core.bag.make import frames_from_images, frames_from_video, quantize
     from qdr_core.data.degrade import degrade, eval_rng
     from qdr_core.detect import REFERENCE_SCORE, build_detector, detection_ap
     from qdr_core.errors import DataError
-    from qdr_core.metrics import psnr
+    from qdr_core.metrics import mean_scores, score_restoration
     from qdr_core.runtime import load_runtime
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -58,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
             restored = runtime.infer(degraded)
             for key, frame in (("clean", clean), ("degraded", degraded), ("restored", restored)):
                 dets[key].append(detector.detect(frame))
-            rows.append({
-                "name": name, "psnr_input": psnr(clean, degraded), "psnr_output": psnr(clean, restored),
-                **{f"persons_{k}": len(v[-1].above(REFERENCE_SCORE)) for k, v in dets.items()},
-            })  # fmt: skip
+            persons = {f"persons_{k}": len(v[-1].above(REFERENCE_SCORE)) for k, v in dets.items()}
+            rows.append({"name": name, **score_restoration(clean, degraded, restored), **persons})
         backend = runtime.name
     result = {
         "task": args.task,
@@ -73,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         "stride": args.stride,
         "seed": args.seed,
         "n_frames": len(rows),
-        "psnr_input": float(np.mean([r["psnr_input"] for r in rows])),
-        "psnr_output": float(np.mean([r["psnr_output"] for r in rows])),
+        **mean_scores(rows),
         "degraded": detection_ap(dets["clean"], dets["degraded"]),
         "restored": detection_ap(dets["clean"], dets["restored"]),
         "seconds": time.perf_counter() - started,

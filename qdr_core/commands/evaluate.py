@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from qdr_core.tasks import TASKS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "eval", help="measure PSNR/SSIM of a model on a seeded set", description=__doc__
     )
     p.add_argument("--model", required=True, help=".onnx (FP32 or INT8) or .pt checkpoint")
-    p.add_argument("--task", required=True, choices=["lowlight", "haze", "rain", "noise"])
+    p.add_argument("--task", required=True, choices=TASKS)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clean", help="folder of clean images")
     src.add_argument(

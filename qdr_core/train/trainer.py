@@ -19,7 +19,7 @@ from torch import nn
 
 from qdr_core.data.datasets import PairedFolder, PairedFolderPairs, SyntheticPairs, fixed_eval_pairs
 from qdr_core.data.sources import photos
-from qdr_core.metrics import psnr, ssim
+from qdr_core.metrics import mean_scores, score_restoration
 from qdr_core.models import build_model, preset_config
 from qdr_core.models.checkpoint import init_from, model_payload, read_checkpoint, save_checkpoint
 from qdr_core.train.config import TrainConfig
@@ -60,14 +60,9 @@ def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarr
     from qdr_core.runtime.torch_backend import TorchRuntime
 
     runtime = TorchRuntime.from_model(model)
-    scores = {"psnr_input": [], "psnr_output": [], "ssim_input": [], "ssim_output": []}
-    for _, degraded, clean in pairs:
-        restored = runtime.infer(degraded)
-        scores["psnr_input"].append(psnr(clean, degraded))
-        scores["psnr_output"].append(psnr(clean, restored))
-        scores["ssim_input"].append(ssim(clean, degraded))
-        scores["ssim_output"].append(ssim(clean, restored))
-    return {k: float(np.mean(v)) for k, v in scores.items()}
+    return mean_scores(
+        score_restoration(clean, degraded, runtime.infer(degraded)) for _, degraded, clean in pairs
+    )
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -14,19 +14,13 @@ from qdr_core.data.degrade.haze import HazeRange, haze
 from qdr_core.data.degrade.lowlight import LowLightRange, lowlight
 from qdr_core.data.degrade.noise import NoiseRange, noise
 from qdr_core.data.degrade.rain import RainRange, rain
-from qdr_core.errors import ConfigError
-
-TASKS: tuple[str, ...] = ("lowlight", "haze", "rain", "noise")
+from qdr_core.tasks import TASKS, check_task
 
 _FUNCTIONS: dict[str, Callable] = {"lowlight": lowlight, "haze": haze, "rain": rain, "noise": noise}
 TRAIN_RANGES = {"lowlight": LowLightRange(), "haze": HazeRange(), "rain": RainRange(), "noise": NoiseRange()}
 EVAL_RANGES = {**TRAIN_RANGES, "noise": NoiseRange(sigma=(25 / 255, 25 / 255))}
 
-
-def check_task(task: str) -> str:
-    if task not in _FUNCTIONS:
-        raise ConfigError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    return task
+__all__ = ["EVAL_RANGES", "TASKS", "TRAIN_RANGES", "check_task", "degrade", "eval_rng"]
 
 
 def degrade(task: str, image: np.ndarray, rng: np.random.Generator, split: str = "train") -> np.ndarray:

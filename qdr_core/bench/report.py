@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,10 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
-_MARKDOWN = False  # set by render(markdown=True): tables as GitHub markdown instead of aligned text
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
+def table(headers: list[str], rows: list[list[Any]], markdown: bool = False) -> str:
+    """Aligned text, or (``markdown``) a GitHub table for docs/performance.md."""
     cells = [headers, *[[_fmt(c) if not isinstance(c, str) else c for c in r] for r in rows]]
-    if _MARKDOWN:
+    if markdown:
         lines = ["| " + " | ".join(str(c) for c in r) + " |" for r in cells]
         lines.insert(1, "|" + "|".join("---" for _ in headers) + "|")
         return "\n".join(lines)
@@ -32,103 +32,207 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render(result: dict[str, Any], markdown: bool = False) -> str:
-    """Every table of a result, as aligned text or (``markdown``) GitHub tables for docs/performance.md."""
-    global _MARKDOWN
-    _MARKDOWN, previous = markdown, _MARKDOWN
-    try:
-        return _render(result)
-    finally:
-        _MARKDOWN = previous
+Table = Callable[[list[str], list[list[Any]]], str]
+#: A table column: its header and how a row (a dict of the result) gives its cell.
+Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
 
-def _render(result: dict[str, Any]) -> str:
-    parts = [f"# qdr bench ({result['mode']}) — {result['machine']['cpu_model']}, {result['load_note']}"]
+def _key(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda row: row.get(name)
+
+
+def _size(row: dict[str, Any]) -> str:
+    return f"{row['width']}x{row['height']}"
+
+
+def _columns(tab: Table, columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> str:
+    return tab([header for header, _ in columns], [[cell(row) for _, cell in columns] for row in rows])
+
+
+RUNTIME_COLUMNS: tuple[Column, ...] = (
+    ("runtime", _key("label")),
+    ("thr", _key("threads")),
+    ("resolution", _size),
+    ("median ms", _key("median_ms")),
+    ("p95 ms", _key("p95_ms")),
+    ("FPS", _key("fps")),
+    ("load ms", lambda r: r["load_s"] * 1000),
+    ("peak RSS MiB", _key("peak_rss_mb")),
+    ("model", _key("model_source")),
+)
+RATIO_COLUMNS: tuple[Column, ...] = (
+    ("threads", _key("threads")),
+    ("resolution", _size),
+    ("FP32 ms", lambda r: r["ort_fp32"]["median_ms"]),
+    ("INT8 int8_cpu ms", lambda r: r["ort_int8_cpu"]["median_ms"]),
+    ("INT8/FP32 speed-up", lambda r: f"x{r['int8_fp32_speedup']:.2f}"),
+    ("TRT-QDQ in ORT ms", lambda r: r["ort_int8_trt"]["median_ms"]),
+    ("TRT-QDQ speed-up", lambda r: f"x{r['int8_trt_qdq_vs_fp32_speedup']:.2f}"),
+)
+EFFICIENCY_COLUMNS: tuple[Column, ...] = (
+    ("threads", _key("threads")),
+    ("GMAC", _key("gmacs")),
+    ("ms/GMAC", lambda r: f"{r['ms_per_gmac']:.2f}"),
+    ("achieved GOPS", _key("achieved_int8_gops")),
+    ("roofline GOPS", _key("roofline_int8_gops")),
+    ("fraction", lambda r: _pct(r.get("fraction_of_roofline"))),
+    ("conv roofline", _key("conv_roofline_int8_gops")),
+    ("fraction", lambda r: _pct(r.get("fraction_of_conv_roofline"))),
+)
+ROOFLINE_COLUMNS: tuple[Column, ...] = (
+    ("kernel", _key("kernel")),
+    ("threads", _key("threads")),
+    ("median ms", lambda r: f"{r['median_ms']:.2f}"),
+    ("GOPS", _key("gops")),
+)
+PIXEL_COLUMNS: tuple[Column, ...] = (
+    ("runtime", _key("runtime")),
+    ("threads", _key("threads")),
+    ("ms per MP", _key("ms_per_megapixel")),
+    ("intercept ms", _key("intercept_ms")),
+    ("r2", lambda r: f"{r['r2']:.3f}"),
+    ("points", _key("points")),
+)
+PRESET_COLUMNS: tuple[Column, ...] = (
+    ("preset", _key("preset")),
+    ("threads", _key("threads")),
+    ("resolution", _size),
+    ("GMAC", lambda r: f"{r['gmacs']:.2f}"),
+    ("params", _key("params")),
+    ("FP32 ms", _key("fp32_median_ms")),
+    ("INT8 ms", _key("int8_median_ms")),
+    ("INT8 FPS", _key("int8_fps")),
+    ("INT8 ms/GMAC", lambda r: f"{r['int8_ms_per_gmac']:.2f}"),
+    ("speed-up", lambda r: f"x{r['int8_speedup']:.2f}"),
+)
+PEER_COLUMNS: tuple[Column, ...] = (
+    ("method", _key("method")),
+    ("kind", _key("kind")),
+    ("PSNR dB", _key("psnr_output")),
+    ("SSIM", lambda r: _fmt(r.get("ssim_output"), 3)),
+    ("FPS", _key("fps")),
+    ("note", lambda r: r.get("note", "")),
+)
+TARGET_COLUMNS: tuple[Column, ...] = (
+    ("target", _key("target")),
+    ("value", lambda r: _fmt(r["value"], 3)),
+    ("threshold", _key("threshold")),
+    ("met", lambda r: {True: "yes", False: "NO", None: "n/a"}[r["met"]]),
+    ("note", _key("note")),
+)
+
+
+def _runtimes(result: dict[str, Any], tab: Table) -> list[str]:
+    parts = []
     rows = [r for r in result.get("runtimes") or [] if r.get("ok")]
     if rows:
         parts.append("## Runtimes (median of N after warm-up; one subprocess per row)")
-        parts.append(table(
-            ["runtime", "thr", "resolution", "median ms", "p95 ms", "FPS", "load ms", "peak RSS MiB", "model"],
-            [[r["label"], r["threads"], f"{r['width']}x{r['height']}", r["median_ms"], r["p95_ms"], r["fps"],
-              r["load_s"] * 1000, r["peak_rss_mb"], r["model_source"]] for r in rows],
-        ))  # fmt: skip
-    failed = [r for r in result.get("runtimes") or [] if not r.get("ok")]
-    for r in failed:
-        parts.append(f"FAILED {r['runtime']} {r['threads']}t {r['width']}x{r['height']}: {r.get('error')}")
+        parts.append(_columns(tab, RUNTIME_COLUMNS, rows))
+    for r in result.get("runtimes") or []:
+        if not r.get("ok"):
+            parts.append(f"FAILED {r['runtime']} {r['threads']}t {_size(r)}: {r.get('error')}")
     for u in result.get("unavailable") or []:
         parts.append(f"unavailable: {u['label']} — {u['reason']}")
-    if result.get("ratios"):
-        parts.append("## Ratios (ORT FP32 / INT8 interleaved in one process)")
-        parts.append(table(
-            ["threads", "resolution", "FP32 ms", "INT8 int8_cpu ms", "INT8/FP32 speed-up", "TRT-QDQ in ORT ms", "TRT-QDQ speed-up"],
-            [[r["threads"], f"{r['width']}x{r['height']}", r["ort_fp32"]["median_ms"], r["ort_int8_cpu"]["median_ms"],
-              f"x{r['int8_fp32_speedup']:.2f}", r["ort_int8_trt"]["median_ms"], f"x{r['int8_trt_qdq_vs_fp32_speedup']:.2f}"]
-             for r in result["ratios"]],
-        ))  # fmt: skip
+    return parts
+
+
+def _ratios(result: dict[str, Any], tab: Table) -> list[str]:
+    if not result.get("ratios"):
+        return []
+    return [
+        "## Ratios (ORT FP32 / INT8 interleaved in one process)",
+        _columns(tab, RATIO_COLUMNS, result["ratios"]),
+    ]
+
+
+def _efficiency(result: dict[str, Any], tab: Table) -> list[str]:
+    parts = []
     if result.get("efficiency"):
         parts.append("## Efficiency (int8_cpu model: 2 x conv MACs / median time vs measured roofline)")
-        parts.append(table(
-            ["threads", "GMAC", "ms/GMAC", "achieved GOPS", "roofline GOPS", "fraction", "conv roofline", "fraction"],
-            [[r["threads"], r["gmacs"], f"{r['ms_per_gmac']:.2f}", r["achieved_int8_gops"], r.get("roofline_int8_gops"),
-              _pct(r.get("fraction_of_roofline")), r.get("conv_roofline_int8_gops"), _pct(r.get("fraction_of_conv_roofline"))]
-             for r in result["efficiency"]],
-        ))  # fmt: skip
+        parts.append(_columns(tab, EFFICIENCY_COLUMNS, result["efficiency"]))
     if result.get("roofline"):
-        parts.append("## Roofline kernels")
-        parts.append(table(
-            ["kernel", "threads", "median ms", "GOPS"],
-            [[k["kernel"], k["threads"], f"{k['median_ms']:.2f}", k["gops"]] for k in result["roofline"]["kernels"]],
-        ))  # fmt: skip
+        parts += ["## Roofline kernels", _columns(tab, ROOFLINE_COLUMNS, result["roofline"]["kernels"])]
+    return parts
+
+
+def _scaling(result: dict[str, Any], tab: Table) -> list[str]:
+    parts = []
     scaling = result.get("scaling") or {}
     if scaling.get("pixels"):
         parts.append("## Scaling with pixels (ms = intercept + slope x MP)")
-        parts.append(table(
-            ["runtime", "threads", "ms per MP", "intercept ms", "r2", "points"],
-            [[f["runtime"], f["threads"], f["ms_per_megapixel"], f["intercept_ms"], f"{f['r2']:.3f}", f["points"]] for f in scaling["pixels"]],
-        ))  # fmt: skip
+        parts.append(_columns(tab, PIXEL_COLUMNS, scaling["pixels"]))
     if scaling.get("presets"):
         parts.append("## Scaling with preset (ORT, interleaved FP32/INT8)")
-        parts.append(table(
-            ["preset", "threads", "resolution", "GMAC", "params", "FP32 ms", "INT8 ms", "INT8 FPS", "INT8 ms/GMAC", "speed-up"],
-            [[r["preset"], r["threads"], f"{r['width']}x{r['height']}", f"{r['gmacs']:.2f}", r["params"], r["fp32_median_ms"],
-              r["int8_median_ms"], r["int8_fps"], f"{r['int8_ms_per_gmac']:.2f}", f"x{r['int8_speedup']:.2f}"] for r in scaling["presets"]],
-        ))  # fmt: skip
+        parts.append(_columns(tab, PRESET_COLUMNS, scaling["presets"]))
+    return parts
+
+
+def _node(result: dict[str, Any], tab: Table) -> list[str]:
     node = result.get("node") or {}
-    if node.get("frame_pipeline"):
-        p = node["frame_pipeline"]
-        parts.append("## Node vs bare runtime")
-        parts.append(
-            f"frame pipeline (ROS-free: {p['encoding']} decode + infer + encode, {p['width']}x{p['height']}, {p['threads']} threads): "
-            f"{p['pipeline']['median_ms']:.2f} ms vs bare {p['bare']['median_ms']:.2f} ms -> FPS ratio {p['fps_ratio']:.3f}, "
-            f"added {p['added_latency_ms']:.2f} ms, latency ratio {p['latency_ratio']:.3f}"
-        )
-        for key, label in (
-            ("ros_node", "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA"),
-            ("ros_node_default_transport", "default Fast DDS transport"),
-        ):
-            if key not in node:
-                continue
-            ros = node.get(key) or {}
-            summary = ros.get("summary") or {}
-            parts.append(f"ROS node (benchmarks/node_vs_runtime.py, {label}): {ros.get('status')}"
-                         + (f": FPS ratio {_fmt(summary.get('fps_ratio'), 3)}, latency ratio {_fmt(summary.get('latency_ratio'), 3)}" if summary else "")
-                         + (f" — {ros['note']}" if ros.get("note") else ""))  # fmt: skip
+    if not node.get("frame_pipeline"):
+        return []
+    p = node["frame_pipeline"]
+    parts = [
+        "## Node vs bare runtime",
+        f"frame pipeline (ROS-free: {p['encoding']} decode + infer + encode, {_size(p)}, {p['threads']} threads): "
+        f"{p['pipeline']['median_ms']:.2f} ms vs bare {p['bare']['median_ms']:.2f} ms -> FPS ratio "
+        f"{p['fps_ratio']:.3f}, added {p['added_latency_ms']:.2f} ms, latency ratio {p['latency_ratio']:.3f}",
+    ]
+    for key, label in (
+        ("ros_node", "FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA"),
+        ("ros_node_default_transport", "default Fast DDS transport"),
+    ):
+        if key not in node:
+            continue
+        ros = node.get(key) or {}
+        summary = ros.get("summary") or {}
+        line = f"ROS node (benchmarks/node_vs_runtime.py, {label}): {ros.get('status')}"
+        if summary:
+            line += f": FPS ratio {_fmt(summary.get('fps_ratio'), 3)}, "
+            line += f"latency ratio {_fmt(summary.get('latency_ratio'), 3)}"
+        parts.append(line + (f" — {ros['note']}" if ros.get("note") else ""))
+    return parts
+
+
+def _peers(result: dict[str, Any], tab: Table) -> list[str]:
+    parts = []
     peers = result.get("peers") or {}
     for task, rows in (peers.get("tasks") or {}).items():
-        parts.append(f"## Peers: {task} ({peers['n_images']} images from {peers['images']}, max side {peers['max_side']}; "
-                     f"speed at {peers['speed_resolution']}, {peers['speed_threads']} threads)")  # fmt: skip
-        parts.append(table(
-            ["method", "kind", "PSNR dB", "SSIM", "FPS", "note"],
-            [[r["method"], r["kind"], r.get("psnr_output"), _fmt(r.get("ssim_output"), 3), r.get("fps"), r.get("note", "")] for r in rows],
-        ))  # fmt: skip
+        parts.append(
+            f"## Peers: {task} ({peers['n_images']} images from {peers['images']}, max side "
+            f"{peers['max_side']}; speed at {peers['speed_resolution']}, {peers['speed_threads']} threads)"
+        )
+        parts.append(_columns(tab, PEER_COLUMNS, rows))
+    return parts
+
+
+def _targets(result: dict[str, Any], tab: Table) -> list[str]:
+    parts = []
     if result.get("targets"):
-        parts.append("## Targets")
-        parts.append(table(
-            ["target", "value", "threshold", "met", "note"],
-            [[t["target"], _fmt(t["value"], 3), t["threshold"], {True: "yes", False: "NO", None: "n/a"}[t["met"]], t["note"]] for t in result["targets"]],
-        ))  # fmt: skip
+        parts += ["## Targets", _columns(tab, TARGET_COLUMNS, result["targets"])]
     if result.get("errors"):
         parts.append("## Errors\n" + "\n".join(f"{k}: {v}" for k, v in result["errors"].items()))
+    return parts
+
+
+#: The sections of a report, in order; each returns its paragraphs (none when not measured).
+SECTIONS: tuple[Callable[[dict[str, Any], Table], list[str]], ...] = (
+    _runtimes,
+    _ratios,
+    _efficiency,
+    _scaling,
+    _node,
+    _peers,
+    _targets,
+)
+
+
+def render(result: dict[str, Any], markdown: bool = False) -> str:
+    """Every table of a result, as aligned text or (``markdown``) GitHub tables for docs/performance.md."""
+    tab: Table = functools.partial(table, markdown=markdown)
+    parts = [f"# qdr bench ({result['mode']}) — {result['machine']['cpu_model']}, {result['load_note']}"]
+    for section in SECTIONS:
+        parts += section(result, tab)
     parts.append(
         f"load average start {result.get('loadavg_start')} end {result.get('loadavg_end')}; {result.get('elapsed_s')} s"
     )
@@ -152,25 +256,8 @@ def _not_measured(ax: Any, what: str) -> None:
     ax.set(xticks=[], yticks=[])
 
 
-def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
-    """A 2x2 figure: FPS vs megapixels per runtime, INT8 vs FP32, preset scaling, peers quality vs
-    speed. None when matplotlib is missing."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    gpu = "; GPU " + ", ".join(result["machine"]["gpus"]) if result["machine"].get("gpus") else ""
-    title = (
-        f"qdr bench ({result['mode']}) — {result['machine']['cpu_model']}{gpu}; "
-        f"load avg {result['loadavg_start'][:1]}"
-    )
-    fig.suptitle(title, fontsize=10)
-
-    ax = axes[0, 0]
+def _throughput_panel(ax: Any, result: dict[str, Any]) -> None:
+    """FPS vs megapixels, one line per runtime and thread count."""
     rows = [r for r in result.get("runtimes") or [] if r.get("ok")]
     for key in dict.fromkeys(r["runtime"] for r in rows):
         for t in sorted({r["threads"] for r in rows if r["runtime"] == key}):
@@ -183,7 +270,9 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     ax.set(xlabel="megapixels", ylabel="FPS (median)", title="Throughput vs resolution", yscale="log")
     ax.legend(fontsize=7)
 
-    ax = axes[0, 1]
+
+def _ratio_panel(ax: Any, result: dict[str, Any]) -> None:
+    """FPS of ORT FP32 and both INT8 models at the headline size."""
     ratios = result.get("ratios") or []
     if ratios:
         labels = [f"{r['threads']}t" for r in ratios]
@@ -212,7 +301,9 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     else:
         _not_measured(ax, "INT8 vs FP32 ratio")
 
-    ax = axes[1, 0]
+
+def _preset_panel(ax: Any, result: dict[str, Any]) -> None:
+    """Time vs MACs of every preset (INT8 and FP32)."""
     presets = (result.get("scaling") or {}).get("presets") or []
     for t in sorted({r["threads"] for r in presets}):
         sub = [r for r in presets if r["threads"] == t]
@@ -232,7 +323,9 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
     else:
         _not_measured(ax, "preset scaling")
 
-    ax = axes[1, 1]
+
+def _peer_panel(ax: Any, result: dict[str, Any]) -> None:
+    """Quality vs speed of qdr and its peers on the same frames."""
     peers = result.get("peers") or {}
     for task, rows in (peers.get("tasks") or {}).items():
         pts = [r for r in rows if "psnr_output" in r and r.get("fps")]
@@ -246,6 +339,32 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
         ax.legend(fontsize=7)
     else:
         _not_measured(ax, "peers")
+
+
+#: The figure's panels, row by row.
+PANELS = (_throughput_panel, _ratio_panel, _preset_panel, _peer_panel)
+
+
+def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
+    """A 2x2 figure: FPS vs megapixels per runtime, INT8 vs FP32, preset scaling, peers quality vs
+    speed. None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    gpu = "; GPU " + ", ".join(result["machine"]["gpus"]) if result["machine"].get("gpus") else ""
+    title = (
+        f"qdr bench ({result['mode']}) — {result['machine']['cpu_model']}{gpu}; "
+        f"load avg {result['loadavg_start'][:1]}"
+    )
+    fig.suptitle(title, fontsize=10)
+
+    for ax, panel in zip(axes.flat, PANELS):
+        panel(ax, result)
 
     fig.tight_layout()
     path = Path(path)

@@ -28,9 +28,9 @@ from qdr_core.data.imageio import list_images, read_rgb, write_rgb
 from qdr_core.data.sources import skimage_photo
 from qdr_core.errors import DataError
 from qdr_core.evaluate import evaluate_runtime
+from qdr_core.export.random_model import write_random_model
 from qdr_core.metrics import psnr, ssim
 from qdr_core.runtime import load_runtime
-from qdr_core.runtime.testing import write_random_model
 
 START = 1_700_000_000_123_456_789
 

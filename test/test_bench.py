@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,9 +103,9 @@ def test_fit_ms_per_megapixel_recovers_a_line():
 def test_onnx_complexity_matches_the_torch_mac_count(tmp_path):
     pytest.importorskip("torch")
     from qdr_core.bench.models import onnx_complexity
+    from qdr_core.export.random_model import write_random_model
     from qdr_core.models import build_model
     from qdr_core.models.complexity import count_macs
-    from qdr_core.runtime.testing import write_random_model
 
     files = write_random_model(tmp_path, preset="efm-t")
     assert onnx_complexity(files.onnx, 120, 160)["macs"] == count_macs(build_model("efm-t"), 120, 160)
@@ -157,3 +158,51 @@ def test_node_vs_runtime_summary_reads_both_layouts(raw):
     s = summarize_node_result(raw)
     assert s["fps_ratio"] == pytest.approx(0.95) and s["latency_ratio"] == pytest.approx(1.2)
     assert s["added_latency_ms"] == pytest.approx(50) and s["added_latency_ratio"] == pytest.approx(0.2)
+
+
+STORED = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench_quick.json"
+
+
+def test_render_takes_the_format_as_an_argument():
+    from qdr_core.bench.report import render, table
+
+    assert table(["a", "b"], [[1.25, "x"]], markdown=True) == "| a | b |\n|---|---|\n| 1.2 | x |"
+    assert table(["a", "b"], [[1.25, "x"]]) == "a    b\n---  -\n1.2  x"
+    result = json.loads(STORED.read_text())
+    markdown, text = render(result, markdown=True), render(result)
+    assert "|---|" in markdown and "|---|" not in text
+    assert render(result) == text  # no state left behind by the markdown call
+    assert "## Targets" in text and "## Runtimes" in text
+
+
+def test_targets_are_data_checked_against_their_threshold():
+    from qdr_core.bench.suite import TARGETS, Target, targets
+
+    higher = Target("fps", 30.0, lambda r: (r["fps"], "n"))
+    assert higher.check({"fps": 31.0})["met"] is True and higher.check({"fps": 29.0})["met"] is False
+    lower = Target("latency", 1.2, lambda r: (r["x"], ""), higher=False)
+    assert lower.check({"x": 1.1})["met"] is True and lower.check({"x": None})["met"] is None
+    assert Target("absent", 1.0, lambda r: None).check({}) is None
+
+    rows = targets(json.loads(STORED.read_text()))
+    names = [t.name for t in TARGETS]
+    listed = [r["target"] for r in rows if r["target"] in names]
+    assert listed == sorted(listed, key=names.index) and names[0] in listed
+    assert all(r["met"] is not None for r in rows if r["value"] is not None)
+    peer_rows = [r for r in rows if r["target"] not in names]
+    assert {r["target"].split(":")[0] for r in peer_rows} == set(
+        json.loads(STORED.read_text())["peers"]["tasks"]
+    )
+
+
+def test_a_broken_stand_in_export_raises_instead_of_falling_back(tmp_path):
+    from qdr_core.bench.models import standin_files
+    from qdr_core.errors import ModelFileError
+
+    folder = tmp_path / "efm-t"
+    folder.mkdir()
+    (folder / "fp32.pt").write_bytes(b"not a checkpoint")
+    (folder / "fp32.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match=r"fp32\.pt"):
+        standin_files("efm-t", tmp_path)
+    assert not (folder / "int8_cpu.onnx").exists()

@@ -9,7 +9,7 @@ import pytest
 from qdr_core.cli import main
 from qdr_core.data.imageio import list_images, read_rgb, write_rgb
 from qdr_core.data.sources import skimage_photo
-from qdr_core.runtime.testing import write_random_model
+from qdr_core.export.random_model import write_random_model
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from qdr_core.cli import main
 from qdr_core.commands.demo import default_model
 from qdr_core.errors import ModelFileError
-from qdr_core.runtime.testing import write_random_model
+from qdr_core.export.random_model import write_random_model
 
 
 def test_default_model_prefers_int8_then_fp32(tmp_path) -> None:

@@ -13,7 +13,7 @@ from qdr_core.data.imageio import read_rgb
 from qdr_core.detect import Detections, HogDetector, SSDLiteDetector, detection_ap
 from qdr_core.detect.ssd_graph import build_ssd_text_graph, parse_text_message
 from qdr_core.errors import ModelFileError
-from qdr_core.runtime.testing import write_random_model
+from qdr_core.export.random_model import write_random_model
 
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "images"
 

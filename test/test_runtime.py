@@ -22,7 +22,7 @@ SIZES = [(37, 53), (1, 1), (480, 640), (2, 7), (4, 4)]
 @pytest.fixture(scope="module")
 def model_files(tmp_path_factory):
     pytest.importorskip("torch")
-    from qdr_core.runtime.testing import write_random_model
+    from qdr_core.export.random_model import write_random_model
 
     return write_random_model(tmp_path_factory.mktemp("efm"), preset="efm-t", seed=1)
 
@@ -118,7 +118,7 @@ def test_infer_crops_the_top_left_of_the_padded_run(ort_runtime):
 
 def test_output_is_clipped(tmp_path):
     pytest.importorskip("torch")
-    from qdr_core.runtime.testing import write_random_model
+    from qdr_core.export.random_model import write_random_model
 
     files = write_random_model(tmp_path, seed=2, head_std=5.0)
     with load_runtime(files.onnx, backend="onnxruntime") as rt:
@@ -233,8 +233,8 @@ def test_layout_helpers_match_numpy_transposes():
 def test_onnx_metadata_reader_matches_onnx(tmp_path):
     import onnx
 
+    from qdr_core.export.random_model import write_random_model
     from qdr_core.runtime.onnx_metadata import read_metadata
-    from qdr_core.runtime.testing import write_random_model
 
     files = write_random_model(tmp_path, preset="efm-t")
     proto = onnx.load(str(files.onnx))

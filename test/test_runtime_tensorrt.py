@@ -114,7 +114,7 @@ needs_trt = pytest.mark.skipif(
 @needs_trt
 def test_tensorrt_matches_onnxruntime_and_caches_engine(tmp_path):
     pytest.importorskip("torch")
-    from qdr_core.runtime.testing import write_random_model
+    from qdr_core.export.random_model import write_random_model
 
     files = write_random_model(tmp_path / "m", seed=5)
     cache = tmp_path / "engines"

@@ -1,4 +1,4 @@
-"""Which model files a benchmark runs, and stand-ins for the ones that do not exist yet.
+"""Which model files a benchmark runs, and stand-ins for the ones that do not exist.
 
 Speed does not depend on weight values, so until trained models are shipped a random-weight EFM of
 the same preset, exported and quantized the same way, times the same. Every entry says where its
@@ -56,77 +56,24 @@ def find_shipped(models_dir: str | os.PathLike, task: str, role: str) -> ModelFi
     return None
 
 
-class _RandomReader:
-    """Calibration batches for onnxruntime's quantize_static (uniform noise: ranges only, no quality)."""
-
-    def __init__(self, input_name: str, n: int = 4, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self._batches = iter([{input_name: rng.random((1, 3, 96, 128), dtype=np.float32)} for _ in range(n)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._batches, None)
-
-
-def quantize_standin(fp32_onnx: str | os.PathLike, out: str | os.PathLike, style: str) -> Path:
-    """INT8 QDQ stand-in of ``fp32_onnx`` with onnxruntime.quantization.quantize_static.
-
-    ``style="cpu"``: U8 activations, S8 per-channel weights (fuses to QLinearConv on CPU), as the
-    ``int8_cpu`` export. ``style="trt"``: symmetric S8 activations and weights, as the TensorRT QDQ
-    export (``int8_trt``).
-    """
-    import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-
-    if style not in ("cpu", "trt"):
-        raise ValueError(f"style must be cpu or trt, got {style!r}")
-    input_name = onnx.load(str(fp32_onnx), load_external_data=False).graph.input[0].name
-    extra = {"ActivationSymmetric": True, "WeightSymmetric": True} if style == "trt" else {}
-    quantize_static(
-        str(fp32_onnx),
-        str(out),
-        _RandomReader(input_name),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QInt8 if style == "trt" else QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        extra_options=extra,
-    )
-    return Path(out)
-
-
 def standin_files(preset: str, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> dict[str, ModelFile]:
-    """Random-weight ``preset`` as all four roles, created once under ``cache_dir/<preset>/``."""
+    """Random-weight ``preset`` as all four roles, created once under ``cache_dir/<preset>/`` with the
+    project's own exporters (an exporter error propagates: a stand-in made some other way would
+    time a different graph)."""
     folder = Path(cache_dir) / preset
-    paths = {
-        "fp32_pt": folder / "fp32.pt",
-        "fp32_onnx": folder / "fp32.onnx",
-        "int8_cpu": folder / "int8_cpu.onnx",
-        "int8_trt": folder / "int8_trt.onnx",
-    }
+    paths = {role: folder / name for role, name in ROLE_FILES.items()}
     if not paths["fp32_pt"].is_file() or not paths["fp32_onnx"].is_file():
-        import logging
+        from qdr_core.export.random_model import write_random_model
 
-        from qdr_core.runtime.testing import write_random_model
-
-        # quantize_static logs a "consider pre-processing" warning per call; it is not ours to act on.
-        logging.getLogger().setLevel(logging.ERROR)
         write_random_model(folder, preset=preset, name="fp32")
-    how = folder / "int8_method.txt"
-    if not paths["int8_cpu"].is_file() or not paths["int8_trt"].is_file() or not how.is_file():
-        try:
-            project_exports(paths["fp32_pt"], paths["int8_cpu"], paths["int8_trt"])
-            method = "the project's exporters (QAT conversion + calibration, export_ort_int8 / export_tensorrt_qdq)"
-        except Exception as exc:  # exporters missing or changed: the generic quantizer still times INT8
-            for role, style in (("int8_cpu", "cpu"), ("int8_trt", "trt")):
-                quantize_standin(paths["fp32_onnx"], paths[role], style)
-            method = f"onnxruntime quantize_static (project exporters unusable: {type(exc).__name__}: {exc})"
-        how.write_text(method + "\n")
-    method = how.read_text().strip()
+    if not paths["int8_cpu"].is_file() or not paths["int8_trt"].is_file():
+        project_exports(paths["fp32_pt"], paths["int8_cpu"], paths["int8_trt"])
+    how = "QAT conversion + calibration, export_ort_int8 / export_tensorrt_qdq"
     notes = {
-        "fp32_pt": f"random-weight {preset} checkpoint (qdr_core.runtime.testing.write_random_model)",
+        "fp32_pt": f"random-weight {preset} checkpoint (qdr_core.export.random_model)",
         "fp32_onnx": f"random-weight {preset}, FP32 ONNX export",
-        "int8_cpu": f"random-weight {preset}, U8/S8 QDQ for onnxruntime via {method}",
-        "int8_trt": f"random-weight {preset}, symmetric S8 TensorRT-style QDQ via {method}",
+        "int8_cpu": f"random-weight {preset}, U8/S8 QDQ for onnxruntime via {how}",
+        "int8_trt": f"random-weight {preset}, symmetric S8 TensorRT-style QDQ via {how}",
     }
     return {role: ModelFile(role, str(p), "stand-in", notes[role]) for role, p in paths.items()}
 

@@ -17,6 +17,7 @@ from typing import Any
 from qdr_core.bench import machine
 from qdr_core.bench.models import DEFAULT_CACHE, ROLE_FILES, ModelFile, resolve_models
 from qdr_core.bench.runtimes import ALL_RUNTIMES, RuntimeSpec, default_runtimes, unavailable_reason
+from qdr_core.errors import BackendUnavailableError, ConfigError
 from qdr_core.tasks import TASKS
 
 SCHEMA = "qdr-bench/1"
@@ -54,9 +55,15 @@ class BenchOptions:
     @classmethod
     def quick(cls, **overrides: Any) -> BenchOptions:
         base = {
-            "mode": "quick", "resolutions": [(320, 240), (640, 480)], "repeats": 6, "min_seconds": 0.0, "warmup": 2,
-            "peer_images": 3, "peer_max_side": 512, "worker_timeout_s": 120.0,
-        }  # fmt: skip
+            "mode": "quick",
+            "resolutions": [(320, 240), (640, 480)],
+            "repeats": 6,
+            "min_seconds": 0.0,
+            "warmup": 2,
+            "peer_images": 3,
+            "peer_max_side": 512,
+            "worker_timeout_s": 120.0,
+        }
         opts = cls(**{**base, **overrides})
         if "peer_tasks" not in overrides:
             opts.peer_tasks = [opts.task]
@@ -71,8 +78,6 @@ class BenchOptions:
             return default_runtimes(self.device)
         unknown = [k for k in self.runtimes if k not in ALL_RUNTIMES]
         if unknown:
-            from qdr_core.errors import ConfigError
-
             raise ConfigError(f"unknown runtime(s) {unknown}; choose from {', '.join(ALL_RUNTIMES)}")
         return [ALL_RUNTIMES[k] for k in self.runtimes]
 
@@ -106,20 +111,40 @@ def grid(
             for width, height in options.resolutions:
                 model = models[spec.role]
                 cfg = {
-                    "model": model.path, "backend": spec.backend, "opts": spec.opts, "half": spec.half,
-                    "threads": t, "width": width, "height": height, "repeats": options.repeats,
-                    "warmup": options.warmup, "min_seconds": options.min_seconds, "engine_cache_dir": engine_dir,
-                }  # fmt: skip
+                    "model": model.path,
+                    "backend": spec.backend,
+                    "opts": spec.opts,
+                    "half": spec.half,
+                    "threads": t,
+                    "width": width,
+                    "height": height,
+                    "repeats": options.repeats,
+                    "warmup": options.warmup,
+                    "min_seconds": options.min_seconds,
+                    "engine_cache_dir": engine_dir,
+                }
                 r = run_isolated(cfg, timeout_s=options.worker_timeout_s)
                 row = {
-                    "runtime": spec.key, "label": spec.label, "backend": spec.backend, "precision": spec.precision,
-                    "device": spec.device, "model_role": spec.role, "model": model.path, "model_source": model.source,
-                    "threads": t, "width": width, "height": height, "megapixels": width * height / 1e6, **r,
-                }  # fmt: skip
+                    "runtime": spec.key,
+                    "label": spec.label,
+                    "backend": spec.backend,
+                    "precision": spec.precision,
+                    "device": spec.device,
+                    "model_role": spec.role,
+                    "model": model.path,
+                    "model_source": model.source,
+                    "threads": t,
+                    "width": width,
+                    "height": height,
+                    "megapixels": width * height / 1e6,
+                    **r,
+                }
                 rows.append(row)
                 if r.get("ok"):
-                    log(f"  {spec.key:16s} {t}t {width}x{height}: {r['median_ms']:8.2f} ms (p95 {r['p95_ms']:.2f}) "
-                        f"{r['fps']:7.1f} FPS  load {r['load_s'] * 1000:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MiB")  # fmt: skip
+                    log(
+                        f"  {spec.key:16s} {t}t {width}x{height}: {r['median_ms']:8.2f} ms (p95 {r['p95_ms']:.2f}) "
+                        f"{r['fps']:7.1f} FPS  load {r['load_s'] * 1000:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MiB"
+                    )
                 else:
                     log(f"  {spec.key:16s} {t}t {width}x{height}: FAILED {r.get('error')}")
     return rows
@@ -147,15 +172,21 @@ def ratios(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> lis
                 rt.close()
         fp32, cpu, trt = timings["fp32_onnx"], timings["int8_cpu"], timings["int8_trt"]
         row = {
-            "threads": t, "width": width, "height": height,
-            "ort_fp32": fp32.as_dict(), "ort_int8_cpu": cpu.as_dict(), "ort_int8_trt": trt.as_dict(),
+            "threads": t,
+            "width": width,
+            "height": height,
+            "ort_fp32": fp32.as_dict(),
+            "ort_int8_cpu": cpu.as_dict(),
+            "ort_int8_trt": trt.as_dict(),
             "int8_fp32_speedup": fp32.median_ms / cpu.median_ms,
             "int8_trt_qdq_vs_fp32_speedup": fp32.median_ms / trt.median_ms,
             "loadavg": machine.load_average(),
-        }  # fmt: skip
+        }
         rows.append(row)
-        log(f"  {t}t {width}x{height}: ORT FP32 {fp32.median_ms:.1f} ms, INT8 (int8_cpu) {cpu.median_ms:.1f} ms "
-            f"-> x{row['int8_fp32_speedup']:.2f}; TRT-style QDQ in ORT {trt.median_ms:.1f} ms (x{row['int8_trt_qdq_vs_fp32_speedup']:.2f})")  # fmt: skip
+        log(
+            f"  {t}t {width}x{height}: ORT FP32 {fp32.median_ms:.1f} ms, INT8 (int8_cpu) {cpu.median_ms:.1f} ms "
+            f"-> x{row['int8_fp32_speedup']:.2f}; TRT-style QDQ in ORT {trt.median_ms:.1f} ms (x{row['int8_trt_qdq_vs_fp32_speedup']:.2f})"
+        )
     return rows
 
 
@@ -194,15 +225,26 @@ def efficiency(
         iso = isolated_row(runtime_rows or [], "ort-int8-cpu", r["threads"], r["width"], r["height"])
         median_ms = iso["median_ms"] if iso else r["ort_int8_cpu"]["median_ms"]
         achieved = 2 * macs / (median_ms / 1000) / 1e9
-        row = {"threads": r["threads"], "width": r["width"], "height": r["height"], "gmacs": macs / 1e9, "achieved_int8_gops": achieved,
-               "ms_per_gmac": median_ms / (macs / 1e9), "timing": "isolated" if iso else "interleaved"}  # fmt: skip
+        row = {
+            "threads": r["threads"],
+            "width": r["width"],
+            "height": r["height"],
+            "gmacs": macs / 1e9,
+            "achieved_int8_gops": achieved,
+            "ms_per_gmac": median_ms / (macs / 1e9),
+            "timing": "isolated" if iso else "interleaved",
+        }
         if roofline:
             peak = roofline["peak_gops"].get(f"int8_{r['threads']}t")
             conv = roofline["conv_peak_gops"].get(f"int8_conv_{r['threads']}t")
-            row.update({
-                "roofline_int8_gops": peak, "fraction_of_roofline": achieved / peak if peak else None,
-                "conv_roofline_int8_gops": conv, "fraction_of_conv_roofline": achieved / conv if conv else None,
-            })  # fmt: skip
+            row.update(
+                {
+                    "roofline_int8_gops": peak,
+                    "fraction_of_roofline": achieved / peak if peak else None,
+                    "conv_roofline_int8_gops": conv,
+                    "fraction_of_conv_roofline": achieved / conv if conv else None,
+                }
+            )
         rows.append(row)
     return rows
 
@@ -231,7 +273,9 @@ def _peer_entries(task: str, options: BenchOptions, log: Log) -> list[tuple[str,
                     load_runtime(onnx_path, backend="onnxruntime", num_threads=t),
                 )
             )
-        except Exception as exc:  # missing package: reported, the classical peers still run
+        except (
+            BackendUnavailableError
+        ) as exc:  # package not installed: reported, the classical peers still run
             log(f"  Zero-DCE unavailable: {exc}")
             entries.append(("Zero-DCE++", "unavailable", str(exc)))
     return entries
@@ -252,8 +296,14 @@ def peer_comparison(options: BenchOptions, log: Log) -> dict[str, Any]:
     width, height = _headline(options)
     frame = frame_float(height, width)
     source, names, images = peers.eval_images(options.peer_images, options.peer_max_side)
-    out: dict[str, Any] = {"images": source, "n_images": len(images), "max_side": options.peer_max_side,
-                           "speed_threads": threads, "speed_resolution": f"{width}x{height}", "tasks": {}}  # fmt: skip
+    out: dict[str, Any] = {
+        "images": source,
+        "n_images": len(images),
+        "max_side": options.peer_max_side,
+        "speed_threads": threads,
+        "speed_resolution": f"{width}x{height}",
+        "tasks": {},
+    }
     for task in options.peer_tasks:
         rows = []
         entries = _peer_entries(task, options, log)
@@ -298,8 +348,10 @@ def preset_rows(options: BenchOptions, log: Log) -> list[dict[str, Any]]:
             options.presets, t, width, height, max(5, options.repeats // 2), options.cache_dir
         ):
             rows.append(r)
-            log(f"  {r['preset']} {t}t: {r['gmacs']:.2f} GMAC, FP32 {r['fp32_median_ms']:.1f} ms, INT8 {r['int8_median_ms']:.1f} ms "
-                f"({r['int8_ms_per_gmac']:.2f} ms/GMAC, x{r['int8_speedup']:.2f})")  # fmt: skip
+            log(
+                f"  {r['preset']} {t}t: {r['gmacs']:.2f} GMAC, FP32 {r['fp32_median_ms']:.1f} ms, INT8 {r['int8_median_ms']:.1f} ms "
+                f"({r['int8_ms_per_gmac']:.2f} ms/GMAC, x{r['int8_speedup']:.2f})"
+            )
     return rows
 
 
@@ -311,8 +363,10 @@ def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> 
     pipe = node.frame_pipeline(
         models["int8_cpu"].path, width, height, threads, repeats=max(options.repeats, 10)
     )
-    log(f"  frame pipeline (bgr8 decode + infer + encode) {pipe['pipeline']['median_ms']:.1f} ms vs bare "
-        f"{pipe['bare']['median_ms']:.1f} ms: FPS ratio {pipe['fps_ratio']:.3f}, latency x{pipe['latency_ratio']:.3f}")  # fmt: skip
+    log(
+        f"  frame pipeline (bgr8 decode + infer + encode) {pipe['pipeline']['median_ms']:.1f} ms vs bare "
+        f"{pipe['bare']['median_ms']:.1f} ms: FPS ratio {pipe['fps_ratio']:.3f}, latency x{pipe['latency_ratio']:.3f}"
+    )
     if options.ros_node:
         # The quick set runs one short round; the full set the script's defaults (3 rounds of 8 s).
         short = options.mode == "quick"
@@ -359,100 +413,167 @@ def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> 
 # -- targets --------------------------------------------------------------------------------------------
 
 
-def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the number that decides it (None where it was not measured)."""
-    out = []
+Measure = Callable[[dict[str, Any]], "tuple[float | None, str] | None"]
 
-    def add(name: str, value: float | None, threshold: float, higher: bool = True, note: str = "") -> None:
-        met = None if value is None else (value >= threshold if higher else value <= threshold)
-        out.append({"target": name, "value": value, "threshold": threshold, "met": met, "note": note})
 
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets: the figure that decides it (``measure`` returns ``(value, note)``
+    from a suite result, value None where it was not measured, or None for a row that does not
+    apply to this run) and the threshold it must reach."""
+
+    name: str
+    threshold: float
+    measure: Measure
+    higher: bool = True
+
+    def check(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        measured = self.measure(result)
+        if measured is None:
+            return None
+        value, note = measured
+        met = None if value is None else (value >= self.threshold if self.higher else value <= self.threshold)
+        return {"target": self.name, "value": value, "threshold": self.threshold, "met": met, "note": note}
+
+
+def _speedup_1t(result: dict[str, Any]) -> tuple[float | None, str]:
     by_t = {r["threads"]: r for r in result.get("ratios") or []}
-    add("ORT INT8 / ORT FP32 speed-up, 640x480, 1 thread", by_t.get(1, {}).get("int8_fp32_speedup"), 2.0)
+    return by_t.get(1, {}).get("int8_fp32_speedup"), ""
+
+
+def _int8_fps_2t(result: dict[str, Any]) -> tuple[float | None, str]:
     # What a user gets: the isolated subprocess measurement (the interleaved one shares the cores
     # between three sessions' thread pools); the interleaved one is the fallback.
     iso = isolated_row(result.get("runtimes") or [], "ort-int8-cpu", 2, 640, 480)
-    two = by_t.get(2)
-    fps = iso["fps"] if iso else (two["ort_int8_cpu"]["fps"] if two else None)
-    add(
-        "INT8 FPS at 640x480, 2 threads (default preset)",
-        fps,
-        30.0,
-        note="isolated run" if iso else "interleaved run",
-    )
-    eff = {r["threads"]: r for r in result.get("efficiency") or []}
-    e = eff.get(2) or eff.get(1)
+    if iso:
+        return iso["fps"], "isolated run"
+    two = {r["threads"]: r for r in result.get("ratios") or []}.get(2)
+    return (two["ort_int8_cpu"]["fps"] if two else None), "interleaved run"
+
+
+def _conv_roofline(result: dict[str, Any]) -> tuple[float | None, str]:
     # The roofline of the work the model does (3x3 int8 convs at its widths), as the issue states
     # it (~0.9-1.7 TOPS on 24-64-channel convs); an AMX int8 GEMM peak is in the note.
-    add("achieved int8 ops/s / measured conv roofline", e.get("fraction_of_conv_roofline") if e else None, 0.40,
-        note=f"{e['threads']} thread(s), {e.get('timing')} timing; vs the peak of any int8 kernel (AMX GEMM): {e.get('fraction_of_roofline') or 0:.2f}" if e else "")  # fmt: skip
-    node = result.get("node") or {}
-    ros = (node.get("ros_node") or {}).get("summary") or {}
-    pipe = node.get("frame_pipeline") or {}
-    src = (
-        "ROS node, FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (docs/ros_node.md)"
-        if ros.get("fps_ratio")
-        else "frame pipeline (ROS-free lower bound)"
+    eff = {r["threads"]: r for r in result.get("efficiency") or []}
+    e = eff.get(2) or eff.get(1)
+    if not e:
+        return None, ""
+    note = (
+        f"{e['threads']} thread(s), {e.get('timing')} timing; vs the peak of any int8 kernel (AMX GEMM): "
+        f"{e.get('fraction_of_roofline') or 0:.2f}"
     )
-    add("node FPS / bare runtime FPS", ros.get("fps_ratio") or pipe.get("fps_ratio"), 0.90, note=src)
-    par = (node.get("ros_node_parallel_frames") or {}).get("summary") or {}
-    if par.get("fps_ratio") is not None:
-        n = (node.get("ros_node_parallel_frames") or {}).get("parallel_frames")
-        add("node FPS / bare runtime FPS, parallel_frames mode", par["fps_ratio"], 0.90,
-            note=f"parallel_frames {n}, num_threads 1: throughput for latency")  # fmt: skip
-        add("node added latency / bare inference latency, parallel_frames mode", par.get("added_latency_ratio"),
-            1.2, higher=False, note="same run")  # fmt: skip
-    default = ((node.get("ros_node_default_transport") or {}).get("summary") or {}).get("fps_ratio")
-    if default is not None:
-        add("node FPS / bare runtime FPS, default Fast DDS transport", default, 0.90,
-            note="not the documented setting: fragmented UDP costs both processes CPU")  # fmt: skip
+    return e.get("fraction_of_conv_roofline"), note
+
+
+def _summary(result: dict[str, Any], key: str) -> dict[str, Any]:
+    return ((result.get("node") or {}).get(key) or {}).get("summary") or {}
+
+
+def _node_figure(key: str) -> Measure:
+    """``key`` of the ROS node run (LARGE_DATA transport), else of the ROS-free frame pipeline."""
+
+    def measure(result: dict[str, Any]) -> tuple[float | None, str]:
+        ros = _summary(result, "ros_node")
+        pipe = (result.get("node") or {}).get("frame_pipeline") or {}
+        if ros.get("fps_ratio"):
+            return ros.get(key) or pipe.get(
+                key
+            ), "ROS node, FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (docs/ros_node.md)"
+        return ros.get(key) or pipe.get(key), "frame pipeline (ROS-free lower bound)"
+
+    return measure
+
+
+def _parallel_figure(key: str, note: str) -> Measure:
+    """``key`` of the parallel_frames run; the row is left out when that run has no FPS ratio."""
+
+    def measure(result: dict[str, Any]) -> tuple[float | None, str] | None:
+        par = _summary(result, "ros_node_parallel_frames")
+        if par.get("fps_ratio") is None:
+            return None
+        n = ((result.get("node") or {}).get("ros_node_parallel_frames") or {}).get("parallel_frames")
+        return par.get(key), note.format(n=n)
+
+    return measure
+
+
+def _default_transport(result: dict[str, Any]) -> tuple[float | None, str] | None:
+    value = _summary(result, "ros_node_default_transport").get("fps_ratio")
+    if value is None:
+        return None
+    return value, "not the documented setting: fragmented UDP costs both processes CPU"
+
+
+#: The issue's targets, in report order (the per-task peer targets follow them).
+TARGETS: tuple[Target, ...] = (
+    Target("ORT INT8 / ORT FP32 speed-up, 640x480, 1 thread", 2.0, _speedup_1t),
+    Target("INT8 FPS at 640x480, 2 threads (default preset)", 30.0, _int8_fps_2t),
+    Target("achieved int8 ops/s / measured conv roofline", 0.40, _conv_roofline),
+    Target("node FPS / bare runtime FPS", 0.90, _node_figure("fps_ratio")),
+    Target(
+        "node FPS / bare runtime FPS, parallel_frames mode",
+        0.90,
+        _parallel_figure("fps_ratio", "parallel_frames {n}, num_threads 1: throughput for latency"),
+    ),
+    Target(
+        "node added latency / bare inference latency, parallel_frames mode",
+        1.2,
+        _parallel_figure("added_latency_ratio", "same run"),
+        higher=False,
+    ),
+    Target("node FPS / bare runtime FPS, default Fast DDS transport", 0.90, _default_transport),
     # The issue's "added latency <= 1.2x bare inference latency", and the stricter reading (the
     # node's whole latency within 1.2x), both from the same measurement.
-    added = ros.get("added_latency_ratio") or pipe.get("added_latency_ratio")
-    add("node added latency / bare inference latency", added, 1.2, higher=False, note=src)
-    total = ros.get("latency_ratio") or pipe.get("latency_ratio")
-    add("node latency / bare inference latency (strict reading)", total, 1.2, higher=False, note=src)
-    for task, rows in ((result.get("peers") or {}).get("tasks") or {}).items():
-        qdr = [r for r in rows if r["kind"] == "qdr" and "psnr_output" in r]
-        others = [r for r in rows if r["kind"] in ("classical", "learned") and "psnr_output" in r]
-        if qdr and others:
-            margin = min(r["psnr_output"] for r in qdr) - max(r["psnr_output"] for r in others)
-            add(f"{task}: worst qdr PSNR - best peer PSNR (dB)", margin, 0.0)
-        else:
-            add(
-                f"{task}: qdr PSNR beats every peer",
-                None,
-                0.0,
-                note="no trained qdr model for this task yet" if not qdr else "no peer ran",
-            )
-    return out
+    Target(
+        "node added latency / bare inference latency", 1.2, _node_figure("added_latency_ratio"), higher=False
+    ),
+    Target(
+        "node latency / bare inference latency (strict reading)",
+        1.2,
+        _node_figure("latency_ratio"),
+        higher=False,
+    ),
+)
+
+
+def _peer_target(task: str, rows: list[dict[str, Any]]) -> Target:
+    """qdr's worst model must beat the best peer on ``task``'s frames."""
+    qdr = [r for r in rows if r["kind"] == "qdr" and "psnr_output" in r]
+    others = [r for r in rows if r["kind"] in ("classical", "learned") and "psnr_output" in r]
+    if qdr and others:
+        margin = min(r["psnr_output"] for r in qdr) - max(r["psnr_output"] for r in others)
+        return Target(f"{task}: worst qdr PSNR - best peer PSNR (dB)", 0.0, lambda _: (margin, ""))
+    note = "no trained qdr model for this task yet" if not qdr else "no peer ran"
+    return Target(f"{task}: qdr PSNR beats every peer", 0.0, lambda _: (None, note))
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the number that decides it (None where it was not measured)."""
+    peers = ((result.get("peers") or {}).get("tasks") or {}).items()
+    checks = [*TARGETS, *(_peer_target(task, rows) for task, rows in peers)]
+    return [row for row in (t.check(result) for t in checks) if row is not None]
 
 
 # -- the suite ------------------------------------------------------------------------------------------
 
 
-def run_suite(options: BenchOptions, log: Log = _stderr, command: str = "") -> dict[str, Any]:
-    started = time.perf_counter()
-    info = machine.machine_info()
-    result: dict[str, Any] = {
-        "schema": SCHEMA, "mode": options.mode, "command": command, "options": asdict(options),
-        "machine": info, "load_note": machine.load_note(info["loadavg"], info["usable_cpus"]),
-        "loadavg_start": info["loadavg"], "errors": {},
-    }  # fmt: skip
-    log(
-        f"qdr bench ({options.mode}) on {info['cpu_model']} [{', '.join(info['isa'])}]; {result['load_note']}"
-    )
+def _models(options: BenchOptions, result: dict[str, Any], log: Log) -> dict[str, ModelFile]:
+    """The model file of each role (shipped, else a stand-in), recorded in ``result``."""
     models = resolve_models(options.task, options.models_dir, options.preset, options.cache_dir)
     result["models"] = {role: m.as_dict() for role, m in models.items()}
     if any(m.source != "shipped" for m in models.values()):
         result["models_note"] = (
             f"not every models/{options.task}/ file exists yet: roles marked 'stand-in' are random-weight {options.preset} "
-            "models exported and quantized with onnxruntime.quantization (same architecture and op types, so the same "
+            "models exported and quantized with the project's exporters (same architecture and op types, so the same "
             "speed; their quality is meaningless and is never reported)"
         )
     for role, m in models.items():
         log(f"  model {role:9s} {m.source:18s} {m.path}")
-    specs = options.specs()
+    return models
+
+
+def _runnable(specs: list[RuntimeSpec], result: dict[str, Any], log: Log) -> list[RuntimeSpec]:
+    """The runtimes this machine can run; the others go to ``result["unavailable"]`` with why."""
     runnable, result["unavailable"] = [], []
     for spec in specs:
         reason = unavailable_reason(spec)
@@ -461,6 +582,27 @@ def run_suite(options: BenchOptions, log: Log = _stderr, command: str = "") -> d
             log(f"  {spec.key}: unavailable ({reason})")
         else:
             runnable.append(spec)
+    return runnable
+
+
+def run_suite(options: BenchOptions, log: Log = _stderr, command: str = "") -> dict[str, Any]:
+    started = time.perf_counter()
+    info = machine.machine_info()
+    result: dict[str, Any] = {
+        "schema": SCHEMA,
+        "mode": options.mode,
+        "command": command,
+        "options": asdict(options),
+        "machine": info,
+        "load_note": machine.load_note(info["loadavg"], info["usable_cpus"]),
+        "loadavg_start": info["loadavg"],
+        "errors": {},
+    }
+    log(
+        f"qdr bench ({options.mode}) on {info['cpu_model']} [{', '.join(info['isa'])}]; {result['load_note']}"
+    )
+    models = _models(options, result, log)
+    runnable = _runnable(options.specs(), result, log)
 
     def step(name: str, fn: Callable[[], Any]) -> Any:
         log(f"[{name}]")

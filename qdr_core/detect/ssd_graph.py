@@ -268,26 +268,45 @@ def build_ssd_text_graph(
         ModelFileError: the graph is unreadable or is not an SSD with ``cfg.num_layers`` box
             predictors whose anchor counts match ``cfg``.
     """
+    pb_path, out_path = Path(pb_path), Path(out_path)
+    nodes = _read_graph(pb_path, out_path)
+    num_classes = _predictor_classes(nodes, cfg, pb_path)
+    if cfg.num_classes is not None and cfg.num_classes != num_classes:
+        raise ModelFileError(f"{pb_path}: graph predicts {num_classes} classes, expected {cfg.num_classes}")
+    graph = _network_body(_without_identities(nodes), pb_path)
+    placeholder = _feed_image(graph, cfg)
+    _check_predictors(graph, cfg, pb_path)
+    _add_flat_predictions(graph, cfg)
+    _add_priors(graph, cfg, placeholder.name)
+    out = _add_detection_output(graph, cfg, num_classes)
+    lines: list[str] = []
+    for n in _without_dead_branches(graph, out.name):
+        lines.append("node {")
+        _write_message(lines, n.to_message(), 2)
+        lines.append("}")
+    out_path.write_text("\n".join(lines) + "\n")
+    return out_path
+
+
+def _read_graph(pb_path: Path, out_path: Path) -> list[Node]:
+    """The nodes of the frozen graph, through OpenCV's own text dump of it."""
     import cv2
 
-    pb_path, out_path = Path(pb_path), Path(out_path)
     if not pb_path.is_file():
         raise ModelFileError(f"detector graph not found: {pb_path}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     raw_path = out_path.with_suffix(".raw.pbtxt")
     try:
         cv2.dnn.writeTextGraph(str(pb_path), str(raw_path))
-        nodes = _read_nodes(raw_path.read_text())
+        return _read_nodes(raw_path.read_text())
     except cv2.error as exc:
         raise ModelFileError(f"{pb_path} is not a readable TensorFlow graph: {exc}") from exc
     finally:
         raw_path.unlink(missing_ok=True)
 
-    num_classes = _predictor_classes(nodes, cfg, pb_path)
-    if cfg.num_classes is not None and cfg.num_classes != num_classes:
-        raise ModelFileError(f"{pb_path}: graph predicts {num_classes} classes, expected {cfg.num_classes}")
 
-    # Identity nodes only forward a tensor: rewire their consumers to the source.
+def _without_identities(nodes: list[Node]) -> list[Node]:
+    """Identity nodes only forward a tensor: rewire their consumers to the source."""
     alias = {n.name: n.inputs[0] for n in nodes if n.op in ("Identity", "IdentityN") and n.inputs}
     nodes = [n for n in nodes if n.name not in alias]
     for n in nodes:
@@ -297,8 +316,11 @@ def build_ssd_text_graph(
                 inp = alias[_source(inp)]
             resolved.append(inp)
         n.inputs = resolved
+    return nodes
 
-    # Keep the network body; weights (Const) stay referenced by name and are read from the .pb.
+
+def _network_body(nodes: list[Node], pb_path: Path) -> list[Node]:
+    """Keep the network body; weights (Const) stay referenced by name and are read from the .pb."""
     removed: set[str] = set()
     kept: list[Node] = []
     for n in nodes:
@@ -315,7 +337,11 @@ def build_ssd_text_graph(
         raise ModelFileError(
             f"{pb_path}: expected an image Placeholder followed by the network, got {kept[:1]}"
         )
-    graph = kept
+    return kept
+
+
+def _feed_image(graph: list[Node], cfg: SSDConfig) -> Node:
+    """Size the image Placeholder and connect it to the first layer; returns the Placeholder."""
     placeholder = graph[0]
     shape = placeholder.attrs.get("shape")
     if shape:
@@ -325,7 +351,10 @@ def build_ssd_text_graph(
     # The first layer (the input scaling Mul) read the pre-processor's output: feed the image.
     first = graph[1]
     first.inputs = [placeholder.name, first.inputs[-1]] if first.inputs else [placeholder.name]
+    return placeholder
 
+
+def _check_predictors(graph: list[Node], cfg: SSDConfig, pb_path: Path) -> None:
     names = {n.name for n in graph}
     for layer in range(cfg.num_layers):
         for label in ("ClassPredictor", "BoxEncodingPredictor"):
@@ -334,6 +363,9 @@ def build_ssd_text_graph(
                     f"{pb_path}: no BoxPredictor_{layer}/{label} — not a {cfg.num_layers}-layer SSD graph"
                 )
 
+
+def _add_flat_predictions(graph: list[Node], cfg: SSDConfig) -> None:
+    """Every layer's class scores and box encodings, flattened and concatenated."""
     graph.append(_const("concat/axis_flatten", [-1]))
     for label in ("ClassPredictor", "BoxEncodingPredictor"):
         flats = []
@@ -342,19 +374,19 @@ def build_ssd_text_graph(
             flats.append(Node(source + "/Flatten", "Flatten", [source]))
         graph.extend(flats)
         graph.append(Node(f"{label}/concat", "ConcatV2", [f.name for f in flats] + ["concat/axis_flatten"]))
-
     # Box predictions are laid out (y, x, h, w) per anchor: the importer must transpose them.
     for n in graph:
         if re.fullmatch(r"BoxPredictor_\d+/BoxEncodingPredictor/(Conv2D|convolution)", n.name):
             n.set_attr("loc_pred_transposed", True)
 
+
+def _add_priors(graph: list[Node], cfg: SSDConfig, image: str) -> None:
+    """One PriorBox per layer with ``cfg``'s anchors, concatenated."""
     priors = []
     for layer in range(cfg.num_layers):
         widths, heights = cfg.anchor_sizes(layer)
         prior = Node(
-            f"PriorBox_{layer}",
-            "PriorBox",
-            [f"BoxPredictor_{layer}/BoxEncodingPredictor/BiasAdd", placeholder.name],
+            f"PriorBox_{layer}", "PriorBox", [f"BoxPredictor_{layer}/BoxEncodingPredictor/BiasAdd", image]
         )
         prior.set_attr("flip", False)
         prior.set_attr("clip", False)
@@ -365,6 +397,9 @@ def build_ssd_text_graph(
         priors.append(prior.name)
     graph.append(Node("PriorBox/concat", "ConcatV2", [*priors, "concat/axis_flatten"]))
 
+
+def _add_detection_output(graph: list[Node], cfg: SSDConfig, num_classes: int) -> Node:
+    """Sigmoid class scores and the DetectionOutput (decode + NMS) node; returns the output node."""
     graph.append(_const("ClassPredictor/concat3d/shape", [0, -1, num_classes + 1]))
     graph.append(
         Node("ClassPredictor/concat3d", "Reshape", ["ClassPredictor/concat", "ClassPredictor/concat3d/shape"])
@@ -385,19 +420,14 @@ def build_ssd_text_graph(
     out.set_attr("keep_top_k", cfg.keep_top_k)
     out.set_attr("code_type", "CENTER_SIZE")
     graph.append(out)
+    return out
 
-    # Drop dead branches (e.g. the pre-processor's unused outputs) until every node feeds the output.
+
+def _without_dead_branches(graph: list[Node], output: str) -> list[Node]:
+    """Drop dead branches (e.g. the pre-processor's unused outputs) until every node feeds ``output``."""
     while True:
         consumed = {_source(i) for n in graph for i in n.inputs}
-        dead = {n.name for n in graph if n.name not in consumed and n.name != out.name}
+        dead = {n.name for n in graph if n.name not in consumed and n.name != output}
         if not dead:
-            break
+            return graph
         graph = [n for n in graph if n.name not in dead]
-
-    lines: list[str] = []
-    for n in graph:
-        lines.append("node {")
-        _write_message(lines, n.to_message(), 2)
-        lines.append("}")
-    out_path.write_text("\n".join(lines) + "\n")
-    return out_path

@@ -200,6 +200,55 @@ def validation_pairs(task: str, count: int, size: int) -> list[tuple[str, np.nda
     return fixed_eval_pairs(task, clean, VAL_SEED, [p.name for p in eval_photos])
 
 
+def _calibrated_student(cfg: QATConfig, student_fp32: EFM, images: list[np.ndarray]) -> EFM:
+    """The fake-quant copy of ``student_fp32`` with PTQ scales from ``cfg.calib_batches`` batches."""
+    student = quantize_model(student_fp32, cfg.act_method, cfg.weight_method)
+    calib_data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 202)
+    calibrate(
+        student, (torch.from_numpy(calib_data.batch(i, cfg.batch_size)[0]) for i in range(cfg.calib_batches))
+    )
+    return student
+
+
+def _optimizer(
+    cfg: QATConfig, student: EFM, kd_loss: nn.Module | None, balancer: nn.Module
+) -> torch.optim.Optimizer:
+    """AdamW over the student (and KD adapters) at ``cfg.lr``, the LMR magnitudes at ``cfg.lmr_lr``."""
+    params = list(student.parameters()) + (list(kd_loss.parameters()) if kd_loss is not None else [])
+    groups = [{"params": params, "lr": cfg.lr, "weight_decay": 0.0}]
+    if list(balancer.parameters()):
+        groups.append({"params": list(balancer.parameters()), "lr": cfg.lmr_lr, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, betas=(0.9, 0.99))
+
+
+def _log_entry(logs: dict[str, float], running: list[dict[str, float]]) -> dict[str, float]:
+    """Losses and gradient norms averaged since the last entry; other values as of this step."""
+    entry = {}
+    for key in logs:
+        if key.startswith(("loss", "grad_norm")):
+            entry[key] = float(np.mean([r[key] for r in running if key in r]))
+        else:
+            entry[key] = logs[key]
+    return entry
+
+
+def _progress_bar(cfg: QATConfig):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=cfg.iters, desc=f"qat {cfg.task} kd={cfg.kd} {cfg.balance}", unit="it", dynamic_ncols=True
+    )
+
+
+def _write_outputs(out: Path, student: EFM, meta: dict[str, Any], history: list) -> dict[str, Any]:
+    """``qat.pt`` and its history and curves beside it."""
+    student.eval()
+    save_checkpoint(out, qat_payload(student, meta))
+    out.with_suffix(".history.json").write_text(json.dumps(history, indent=1))
+    plot_qat_history(history, out.with_suffix(".curves.png"))
+    return {"checkpoint": str(out), "history": history, "model": student}
+
+
 def fit_qat(
     cfg: QATConfig, progress: bool = True, train_images: list[np.ndarray] | None = None
 ) -> dict[str, Any]:
@@ -211,13 +260,9 @@ def fit_qat(
     teacher.requires_grad_(False)
     init_path = cfg.student_init or cfg.teacher
     student_fp32, init_payload = load_fp32_model(init_path)
-    student = quantize_model(student_fp32, cfg.act_method, cfg.weight_method)
     images = train_images if train_images is not None else [p.load() for p in photos("train")]
-    calib_data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 202)
     t0 = time.time()
-    calibrate(
-        student, (torch.from_numpy(calib_data.batch(i, cfg.batch_size)[0]) for i in range(cfg.calib_batches))
-    )
+    student = _calibrated_student(cfg, student_fp32, images)
     calib_seconds = time.time() - t0
     meta = {
         "task": cfg.task,
@@ -237,23 +282,13 @@ def fit_qat(
     kd_loss = build_kd_loss(cfg.kd, cfg.kd_distance, student, teacher)
     names = ("rec",) if kd_loss is None else ("rec", "kd")
     balancer = build_balancer(cfg.balance, names, cfg.kd_weight)
-    params = list(student.parameters()) + (list(kd_loss.parameters()) if kd_loss is not None else [])
-    groups = [{"params": params, "lr": cfg.lr, "weight_decay": 0.0}]
-    if list(balancer.parameters()):
-        groups.append({"params": list(balancer.parameters()), "lr": cfg.lmr_lr, "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.99))
-    base_lrs = [g["lr"] for g in groups]
+    optimizer = _optimizer(cfg, student, kd_loss, balancer)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     rec_loss = ReconstructionLoss("charbonnier")
     data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 101)
     val = validation_pairs(cfg.task, cfg.val_images, cfg.val_size) if cfg.val_every >= 0 else []
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=cfg.iters, desc=f"qat {cfg.task} kd={cfg.kd} {cfg.balance}", unit="it", dynamic_ncols=True
-        )
+    bar = _progress_bar(cfg) if progress else None
     running: list[dict[str, float]] = []
     t0 = time.time()
     for step in range(cfg.iters):
@@ -266,22 +301,16 @@ def fit_qat(
         every = 5 if getattr(balancer, "needs_grad_norms", False) else cfg.log_every
         log_now = done % cfg.log_every == 0 or done == cfg.iters or step == 0
         measure = log_now or done % every == 0
+        batch = (torch.from_numpy(degraded), torch.from_numpy(clean))
         logs = qat_step(
-            student, teacher, (torch.from_numpy(degraded), torch.from_numpy(clean)), optimizer, rec_loss,
-            kd_loss, cfg.kd, balancer, measure_grads=measure,
-        )  # fmt: skip
+            student, teacher, batch, optimizer, rec_loss, kd_loss, cfg.kd, balancer, measure_grads=measure
+        )
         running.append(logs)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(rec=f"{logs['loss_rec']:.4f}", kd=f"{logs.get('loss_kd', 0):.4f}")
         if log_now:
-            entry = {"step": done, "seconds": time.time() - t0}
-            for key in logs:
-                if key.startswith(("loss", "grad_norm")):
-                    entry[key] = float(np.mean([r[key] for r in running if key in r]))
-                else:
-                    entry[key] = logs[key]
-            history.append(entry)
+            history.append({"step": done, "seconds": time.time() - t0, **_log_entry(logs, running)})
             running = []
         if val and ((cfg.val_every > 0 and done % cfg.val_every == 0) or done == cfg.iters):
             scores = evaluate_model(student, val)
@@ -292,13 +321,8 @@ def fit_qat(
                 )
     if bar is not None:
         bar.close()
-    student.eval()
-    meta["step"] = cfg.iters
-    meta["train_seconds"] = round(time.time() - t0, 1)
-    save_checkpoint(out, qat_payload(student, meta))
-    out.with_suffix(".history.json").write_text(json.dumps(history, indent=1))
-    plot_qat_history(history, out.with_suffix(".curves.png"))
-    return {"checkpoint": str(out), "history": history, "model": student}
+    meta.update(step=cfg.iters, train_seconds=round(time.time() - t0, 1))
+    return _write_outputs(out, student, meta, history)
 
 
 def check_config(cfg: QATConfig) -> QATConfig:

@@ -161,6 +161,41 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _model_and_optimizer(cfg: TrainConfig, device: torch.device, verbose: bool):
+    """The EFM of ``cfg`` (optionally initialised from ``cfg.init``) on ``device``, AdamW and the
+    cosine schedule."""
+    model = build_model(preset_config(cfg.preset, ldg=cfg.ldg))
+    if cfg.init:
+        fresh = init_from(model, cfg.init)
+        if verbose:
+            print(f"initialised from {cfg.init}; {len(fresh)} tensors keep their own init")
+    model = model.to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, cfg))
+    return model, optimizer, scheduler
+
+
+def _resume(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[int, list[dict[str, Any]]]:
+    """Load the resume state in ``path`` into the three objects; returns (step, history)."""
+    state = read_checkpoint(path)
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["meta"]["optimizer"])
+    scheduler.load_state_dict(state["meta"]["scheduler"])
+    return int(state["meta"]["step"]), json.loads(state["meta"]["history"])
+
+
+def _write_outputs(model: nn.Module, out: Path, meta: dict[str, Any], history: list) -> dict[str, Any]:
+    """``fp32.pt``, ``history.json`` and ``curves.png`` of a finished run."""
+    model.eval()
+    save_checkpoint(out / "fp32.pt", model_payload(model.cpu(), "fp32", meta))
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    if history:
+        plot_history(history, out / "curves.png")
+    return {"history": history, "checkpoint": str(out / "fp32.pt")}
+
+
 def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train an EFM per ``cfg``; writes ``last.pt`` (resume state), ``fp32.pt``, history and curves."""
     rank, world = _dist_info()
@@ -170,23 +205,10 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
     out = Path(cfg.out_dir)
     device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
 
-    model = build_model(preset_config(cfg.preset, ldg=cfg.ldg))
-    if cfg.init:
-        fresh = init_from(model, cfg.init)
-        if rank == 0:
-            print(f"initialised from {cfg.init}; {len(fresh)} tensors keep their own init")
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, cfg))
+    model, optimizer, scheduler = _model_and_optimizer(cfg, device, verbose=rank == 0)
     start, history = 0, []
     if resume and (out / "last.pt").exists():
-        state = read_checkpoint(out / "last.pt")
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["meta"]["optimizer"])
-        scheduler.load_state_dict(state["meta"]["scheduler"])
-        start, history = int(state["meta"]["step"]), json.loads(state["meta"]["history"])
+        start, history = _resume(out / "last.pt", model, optimizer, scheduler)
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     data = _training_data(cfg, rank)
@@ -242,12 +264,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
 
     result: dict[str, Any] = {"out_dir": str(out), "steps": cfg.iters}
     if rank == 0:
-        model.eval()
-        save_checkpoint(out / "fp32.pt", model_payload(model.cpu(), "fp32", {**meta, "step": cfg.iters}))
-        (out / "history.json").write_text(json.dumps(history, indent=1))
-        if history:
-            plot_history(history, out / "curves.png")
-        result.update({"history": history, "checkpoint": str(out / "fp32.pt")})
+        result.update(_write_outputs(model, out, {**meta, "step": cfg.iters}, history))
     if world > 1:
         dist.barrier()
     return result

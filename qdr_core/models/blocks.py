@@ -6,10 +6,16 @@ its inputs with quantizers, as TensorRT's explicit-quantization rules ask.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import torch
 from torch import nn
 
 from qdr_core.models.ldg import DegradationGate
+
+#: Consumers that read one tensor, each as ``(module, index of that input in its forward)``. An
+#: exported graph has one Q/DQ pair per tensor, so quantization gives each group one quantizer.
+SharedInput: TypeAlias = list[tuple[nn.Module, int]]
 
 
 class Add(nn.Module):
@@ -45,6 +51,11 @@ class ResidualBlock(nn.Module):
         self.add = Add()
         self.last_gate: torch.Tensor | None = None
         self.keep_gate = False
+
+    def shared_inputs(self) -> list[SharedInput]:
+        """The block's input feeds conv1, the gate's depthwise conv and the residual Add."""
+        gate = [(self.gate.dw, 0)] if self.gate is not None else []
+        return [[(self.conv1, 0), *gate, (self.add, 0)]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         update = self.conv2(self.act(self.conv1(x)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qdr_core.models.blocks import Add
+from qdr_core.models.blocks import Add, SharedInput
 
 
 class ContextLevel(nn.Module):
@@ -47,6 +47,10 @@ class ContextPyramid(nn.Module):
         for conv in self.up:
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
+
+    def shared_inputs(self) -> list[SharedInput]:
+        """Each level's input feeds that level's stride-2 conv and its skip Add."""
+        return [[(level.down, 0), (add, 0)] for level, add in zip(self.levels, self.adds)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]

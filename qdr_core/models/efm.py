@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from qdr_core.errors import ConfigError
-from qdr_core.models.blocks import Add, ResidualBlock
+from qdr_core.models.blocks import Add, ResidualBlock, SharedInput
 from qdr_core.models.context import ContextPyramid
 
 
@@ -133,6 +133,15 @@ class EFM(nn.Module):
         if return_features:
             return out, {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
         return out
+
+    def shared_inputs(self) -> list[SharedInput]:
+        """Every group of layers that read one tensor: the network input (stem conv and global
+        residual Add), the encoder output (down conv and skip Add), and those inside the blocks."""
+        groups: list[SharedInput] = []
+        for module in self.modules():
+            if isinstance(module, (ResidualBlock, ContextPyramid)):
+                groups += module.shared_inputs()
+        return [*groups, [(self.down, 0), (self.skip_add, 1)], [(self.stem, 0), (self.residual_add, 0)]]
 
     def gated_blocks(self) -> list[ResidualBlock]:
         return [m for m in self.modules() if isinstance(m, ResidualBlock) and m.gate is not None]

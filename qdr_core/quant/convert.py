@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 from torch import nn
 
-from qdr_core.models.blocks import Add, ResidualBlock
-from qdr_core.models.context import ContextPyramid
+from qdr_core.models.blocks import Add
 from qdr_core.models.efm import EFM
 from qdr_core.quant.fake_quant import FakeQuantizer
 from qdr_core.quant.layers import QuantAdd, QuantConv2d
@@ -31,25 +30,23 @@ def _swap(module: nn.Module, act_method: str, weight_method: str) -> None:
             _swap(child, act_method, weight_method)
 
 
-def tie_shared_quantizers(model: EFM) -> None:
-    """Make every tensor that feeds several quantized consumers use one quantizer.
+def _input_quantizer(module: nn.Module, index: int) -> tuple[nn.Module, str]:
+    """Where the quantizer of input ``index`` of a swapped layer lives: ``(owner, attribute)``."""
+    if isinstance(module, QuantConv2d) and index == 0:
+        return module, "input_quant"
+    if isinstance(module, QuantAdd) and index in (0, 1):
+        return module, ("quant_a", "quant_b")[index]
+    raise TypeError(f"input {index} of {type(module).__name__} has no quantizer")
 
-    In the EFM these are: a residual block's input (conv1, the LDG depthwise conv and the residual
-    Add), the encoder output (down conv and skip Add) and the network input (stem conv and global
-    residual Add).
-    """
-    for block in model.modules():
-        if isinstance(block, ResidualBlock):
-            shared = block.conv1.input_quant
-            if block.gate is not None:
-                block.gate.dw.input_quant = shared
-            block.add.quant_a = shared
-    model.skip_add.quant_b = model.down.input_quant
-    model.residual_add.quant_a = model.stem.input_quant
-    if isinstance(model.context, ContextPyramid):
-        # Each pyramid level's input feeds the next level's stride-2 conv and that level's skip Add.
-        for level, add in zip(model.context.levels, model.context.adds):
-            add.quant_a = level.down.input_quant
+
+def tie_shared_quantizers(model: EFM) -> None:
+    """Make every tensor that feeds several quantized consumers use one quantizer: the first
+    consumer's, for each group the model lists in ``shared_inputs()``."""
+    for group in model.shared_inputs():
+        owner, name = _input_quantizer(*group[0])
+        shared = getattr(owner, name)
+        for module, index in group[1:]:
+            setattr(*_input_quantizer(module, index), shared)
 
 
 def quantize_model(fp32: EFM, act_method: str = "mse", weight_method: str = "max") -> EFM:

@@ -142,10 +142,16 @@ def measure_roofline(threads: list[int], quick: bool = False, repeats: int | Non
         for t in threads:
             session = _session(model, t)
             timing = measure(lambda s=session, f=feeds: s.run(None, f), warmup=2, repeats=repeats)
-            rows.append({
-                "kernel": name, "precision": precision, "threads": t, "macs": macs,
-                "median_ms": timing.median_ms, "gops": 2 * macs / (timing.median_ms / 1000) / 1e9,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "kernel": name,
+                    "precision": precision,
+                    "threads": t,
+                    "macs": macs,
+                    "median_ms": timing.median_ms,
+                    "gops": 2 * macs / (timing.median_ms / 1000) / 1e9,
+                }
+            )
     conv = {
         f"int8_conv_{t}t": max(
             r["gops"] for r in rows if r["kernel"].startswith("QLinearConv") and r["threads"] == t

@@ -34,16 +34,31 @@ class RuntimeSpec:
 
 CPU_RUNTIMES = (
     RuntimeSpec("torch-fp32", "torch FP32", "fp32_pt", "torch", "fp32"),
-    RuntimeSpec("ort-fp32", "ORT FP32", "fp32_onnx", "onnxruntime", "fp32", opts={"providers": ["CPUExecutionProvider"]}),
     RuntimeSpec(
-        "ort-int8-cpu", "ORT INT8 (int8_cpu)", "int8_cpu", "onnxruntime", "int8",
+        "ort-fp32",
+        "ORT FP32",
+        "fp32_onnx",
+        "onnxruntime",
+        "fp32",
         opts={"providers": ["CPUExecutionProvider"]},
     ),
     RuntimeSpec(
-        "ort-int8-trt", "ORT on TRT-style QDQ (int8_trt)", "int8_trt", "onnxruntime", "int8",
+        "ort-int8-cpu",
+        "ORT INT8 (int8_cpu)",
+        "int8_cpu",
+        "onnxruntime",
+        "int8",
         opts={"providers": ["CPUExecutionProvider"]},
     ),
-)  # fmt: skip
+    RuntimeSpec(
+        "ort-int8-trt",
+        "ORT on TRT-style QDQ (int8_trt)",
+        "int8_trt",
+        "onnxruntime",
+        "int8",
+        opts={"providers": ["CPUExecutionProvider"]},
+    ),
+)
 TENSORRT_RUNTIMES = (
     RuntimeSpec(
         "trt-int8", "TensorRT INT8 (int8_trt)", "int8_trt", "tensorrt", "int8", "cuda", {"precision": "int8"}
@@ -54,12 +69,26 @@ TENSORRT_RUNTIMES = (
 #: What a CUDA machine without TensorRT runs instead (benchmarks/gpu.sh).
 CUDA_RUNTIMES = (
     RuntimeSpec(
-        "ort-cuda-fp32", "ORT CUDA FP32", "fp32_onnx", "onnxruntime", "fp32", "cuda",
+        "ort-cuda-fp32",
+        "ORT CUDA FP32",
+        "fp32_onnx",
+        "onnxruntime",
+        "fp32",
+        "cuda",
         {"providers": ["CUDAExecutionProvider"]},
     ),
     RuntimeSpec("torch-cuda-fp32", "torch CUDA FP32", "fp32_pt", "torch", "fp32", "cuda", {"device": "cuda"}),
-    RuntimeSpec("torch-cuda-fp16", "torch CUDA FP16", "fp32_pt", "torch", "fp16", "cuda", {"device": "cuda"}, half=True),
-)  # fmt: skip
+    RuntimeSpec(
+        "torch-cuda-fp16",
+        "torch CUDA FP16",
+        "fp32_pt",
+        "torch",
+        "fp16",
+        "cuda",
+        {"device": "cuda"},
+        half=True,
+    ),
+)
 ALL_RUNTIMES = {s.key: s for s in (*CPU_RUNTIMES, *TENSORRT_RUNTIMES, *CUDA_RUNTIMES)}
 
 

@@ -73,12 +73,21 @@ def preset_scaling(
             fp32.close()
             int8.close()
         gmacs = cx["macs"] / 1e9
-        rows.append({
-            "preset": preset, "threads": threads, "width": width, "height": height,
-            "gmacs": gmacs, "params": cx["params_fp32_initializers"],
-            "fp32_median_ms": t["fp32"].median_ms, "int8_median_ms": t["int8"].median_ms,
-            "fp32_fps": t["fp32"].fps, "int8_fps": t["int8"].fps,
-            "int8_ms_per_gmac": t["int8"].median_ms / gmacs, "fp32_ms_per_gmac": t["fp32"].median_ms / gmacs,
-            "int8_speedup": t["fp32"].median_ms / t["int8"].median_ms,
-        })  # fmt: skip
+        rows.append(
+            {
+                "preset": preset,
+                "threads": threads,
+                "width": width,
+                "height": height,
+                "gmacs": gmacs,
+                "params": cx["params_fp32_initializers"],
+                "fp32_median_ms": t["fp32"].median_ms,
+                "int8_median_ms": t["int8"].median_ms,
+                "fp32_fps": t["fp32"].fps,
+                "int8_fps": t["int8"].fps,
+                "int8_ms_per_gmac": t["int8"].median_ms / gmacs,
+                "fp32_ms_per_gmac": t["fp32"].median_ms / gmacs,
+                "int8_speedup": t["fp32"].median_ms / t["int8"].median_ms,
+            }
+        )
     return rows

@@ -121,3 +121,14 @@ def test_the_length_check_sees_functions(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(f"def long():\n{body}\n\n\nclass A:\n    def short(self):\n        return 1\n")
     assert dict(_functions(sample)) == {"long": 91, "short": 2}
+
+
+def test_the_picture_lists_every_layer() -> None:
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    layers = config["importlinter:contract:layers"]["layers"]
+    names = {n.strip(" ()") for line in layers.split("\n") for n in line.replace(":", "|").split("|")}
+    picture = (ROOT / "docs" / "architecture.md").read_text().split("## The layers")[1].split("```")[1]
+    assert {n for n in names if n} <= set(picture.replace("|", " ").replace(":", " ").split())

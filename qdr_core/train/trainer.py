@@ -161,7 +161,9 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def _model_and_optimizer(cfg: TrainConfig, device: torch.device, verbose: bool):
+def _model_and_optimizer(
+    cfg: TrainConfig, device: torch.device, verbose: bool
+) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The EFM of ``cfg`` (optionally initialised from ``cfg.init``) on ``device``, AdamW and the
     cosine schedule."""
     model = build_model(preset_config(cfg.preset, ldg=cfg.ldg))
@@ -177,7 +179,12 @@ def _model_and_optimizer(cfg: TrainConfig, device: torch.device, verbose: bool):
     return model, optimizer, scheduler
 
 
-def _resume(path: Path, model: nn.Module, optimizer, scheduler) -> tuple[int, list[dict[str, Any]]]:
+def _resume(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> tuple[int, list[dict[str, Any]]]:
     """Load the resume state in ``path`` into the three objects; returns (step, history)."""
     state = read_checkpoint(path)
     model.load_state_dict(state["state_dict"])

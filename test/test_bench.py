@@ -176,7 +176,7 @@ def test_render_takes_the_format_as_an_argument():
 
 
 def test_targets_are_data_checked_against_their_threshold():
-    from qdr_core.bench.suite import TARGETS, Target, targets
+    from qdr_core.bench.targets import TARGETS, Target, targets
 
     higher = Target("fps", 30.0, lambda r: (r["fps"], "n"))
     assert higher.check({"fps": 31.0})["met"] is True and higher.check({"fps": 29.0})["met"] is False

@@ -12,12 +12,13 @@ from onnx import TensorProto, helper
 
 from qdr_core.cli import main
 from qdr_core.data.degrade import degrade, eval_rng
+from qdr_core.data.degrade.pipeline import MIXTURES
 from qdr_core.data.imageio import write_rgb
 from qdr_core.data.sources import skimage_photo
 from qdr_core.errors import ConfigError
 from qdr_core.metrics import psnr
 from qdr_core.runtime import load_runtime
-from qdr_core.suite.conditions import MIXTURES, SINGLE_EFFECTS, cell, default_matrix, run_suite, select_rows
+from qdr_core.suite.conditions import SINGLE_EFFECTS, cell, default_matrix, run_suite, select_rows
 from qdr_core.suite.report import markdown, read_json, write_all
 
 
@@ -56,19 +57,19 @@ def test_the_default_matrix_covers_clean_severities_mixtures_and_benchmarks() ->
         assert [n for n in names if n.startswith(f"{effect}:")] == [
             f"{effect}:{s}" for s in ("mild", "medium", "strong")
         ]
-    assert set(MIXTURES) <= set(names)
+    assert {"+".join(m) for m in MIXTURES} <= set(names)
     assert {"bench:lowlight", "bench:haze", "bench:rain", "bench:noise"} <= set(names)
     assert len(names) == len(set(names)) == 1 + 12 + 4 + 4
 
 
 def test_suite_scores_identity_as_input_and_flags_harm(models, images) -> None:
     names, ims = images
-    rows = select_rows(["clean", "fog:mild", "night+rain", "bench:noise"])
+    rows = select_rows(["clean", "fog:mild", "rain+night", "bench:noise"])
     with load_runtime(models["identity"]) as ident, load_runtime(models["darken"]) as dark:
         result = run_suite({"identity": ident, "darken": dark}, ims, names, rows, seed=3)
-    assert [r["name"] for r in result["conditions"]] == ["clean", "fog:mild", "night+rain", "bench:noise"]
+    assert [r["name"] for r in result["conditions"]] == ["clean", "fog:mild", "rain+night", "bench:noise"]
     assert len(result["cells"]) == 2 * 4
-    for row in ("fog:mild", "night+rain", "bench:noise"):
+    for row in ("fog:mild", "rain+night", "bench:noise"):
         c = cell(result, "identity", row)
         assert c["psnr_output"] == pytest.approx(c["psnr_input"]) and c["ssim_output"] == pytest.approx(
             c["ssim_input"]
@@ -85,7 +86,7 @@ def test_suite_scores_identity_as_input_and_flags_harm(models, images) -> None:
     )
     assert cell(result, "darken", "bench:noise")["psnr_input"] == pytest.approx(expected)
     # Every image's sampled parameters are recorded.
-    night_rain = next(r for r in result["conditions"] if r["name"] == "night+rain")
+    night_rain = next(r for r in result["conditions"] if r["name"] == "rain+night")
     assert [s["effect"] for s in night_rain["images"][0]["stages"]][:2] == ["rain", "night"]
 
 

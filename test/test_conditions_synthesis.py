@@ -19,13 +19,18 @@ from qdr_core.data.degrade.common import (
 from qdr_core.data.degrade.fog import FogParams, depth_map, fog
 from qdr_core.data.degrade.jpeg import JpegParams, jpeg
 from qdr_core.data.degrade.night import Lamp, NightParams, illumination, lamp_radiance, night
-from qdr_core.data.degrade.pipeline import EFFECTS, Condition, condition_rng, synthesize
+from qdr_core.data.degrade.pipeline import (
+    EFFECTS,
+    MIXTURES,
+    Condition,
+    ConditionMix,
+    condition_rng,
+    synthesize,
+)
 from qdr_core.data.degrade.rainfall import LensDrop, RainfallParams, StreakLayer, rainfall, streak_kernel
 from qdr_core.data.degrade.sensor import ResponseParams, SensorParams, response, sensor
 from qdr_core.data.sources import skimage_photo
 from qdr_core.errors import ConfigError
-
-MIXTURES = ("night+rain", "night+fog", "fog+rain", "night+fog+rain")
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +203,9 @@ def test_clean_condition_is_the_identity(photo) -> None:
     assert record == {"condition": "clean", "stages": []}
 
 
-@pytest.mark.parametrize("text", [*(f"{e}:{s}" for e in EFFECTS for s in SEVERITIES), *MIXTURES])
+@pytest.mark.parametrize(
+    "text", [*(f"{e}:{s}" for e in EFFECTS for s in SEVERITIES), *map("+".join, MIXTURES)]
+)
 def test_every_condition_is_seeded_8bit_and_recorded(photo, text) -> None:
     cond = Condition.parse(text)
     a, rec = synthesize(photo, cond, condition_rng(3, cond, 1))
@@ -274,3 +281,13 @@ def test_level_of_draws_inside_the_band() -> None:
     for name, (lo, hi) in SEVERITIES.items():
         assert all(lo <= level_of(name, rng) <= hi for _ in range(50))
     assert level_of(0.42, rng) == 0.42
+
+
+def test_the_training_mix_has_clean_frames_singles_and_every_mixture() -> None:
+    rng = np.random.default_rng(0)
+    drawn = [ConditionMix().sample(rng) for _ in range(600)]
+    kinds = [tuple(e for e, _ in c.effects) for c in drawn]
+    assert 0.1 < kinds.count(()) / len(kinds) < 0.2
+    assert set(MIXTURES) <= set(kinds)
+    levels = [lvl for c in drawn for _, lvl in c.effects]
+    assert min(levels) < 0.05 and max(levels) > 0.95  # from barely-there to strong

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 
 from qdr_core.data.degrade import degrade, eval_rng
-from qdr_core.data.degrade.pipeline import Condition, condition_rng, synthesize
+from qdr_core.data.degrade.pipeline import MIXTURES, Condition, condition_rng, synthesize
 from qdr_core.errors import ConfigError
 from qdr_core.metrics import psnr, ssim
 
 SINGLE_EFFECTS = ("night", "fog", "rain", "sensor")
-MIXTURES = ("night+rain", "night+fog", "fog+rain", "night+fog+rain")
 BENCHMARK_TASKS = ("lowlight", "haze", "rain", "noise")
 
 
@@ -51,8 +50,8 @@ def default_matrix() -> list[Row]:
             cond = Condition(((effect, severity),))
             rows.append(Row(cond.name, cond))
     for mixture in MIXTURES:
-        cond = Condition(tuple((e, "medium") for e in mixture.split("+")))
-        rows.append(Row(mixture, cond))
+        cond = Condition(tuple((e, "medium") for e in mixture))
+        rows.append(Row("+".join(mixture), cond))
     rows += [Row(f"bench:{task}", benchmark_task=task) for task in BENCHMARK_TASKS]
     return rows
 

@@ -39,6 +39,13 @@ _LINEAR_STAGES: dict[str, tuple[Callable[..., Any], Callable[..., np.ndarray]]] 
 }
 #: JPEG level implied by a night or sensor stage, as a fraction of that stage's level.
 IMPLIED_JPEG = 0.5
+#: The mixtures a robot meets (the CDD-11 style composites), each in physical order.
+MIXTURES: tuple[tuple[str, ...], ...] = (
+    ("fog", "rain"),
+    ("rain", "night"),
+    ("fog", "night"),
+    ("fog", "rain", "night"),
+)
 
 
 @dataclass(frozen=True)
@@ -139,3 +146,31 @@ def synthesize(
         out = jpeg(out, rng, params)
         log("jpeg", jpeg_level, implied_jpeg, params)
     return out, record
+
+
+@dataclass(frozen=True)
+class ConditionMix:
+    """How often training meets each kind of condition; levels are uniform in [0, 1].
+
+    Clean frames (identity targets) and low levels are part of the mix on purpose: a model for the
+    whole day must leave a good frame alone.
+
+    Args:
+        clean: probability of a clean frame.
+        single: probability of one effect from ``effects``.
+        mixture: probability of one of ``MIXTURES`` (the rest of the mass).
+    """
+
+    clean: float = 0.15
+    single: float = 0.5
+    effects: tuple[str, ...] = ("fog", "rain", "night", "sensor")
+
+    def sample(self, rng: np.random.Generator) -> Condition:
+        u = rng.random()
+        if u < self.clean:
+            return Condition()
+        if u < self.clean + self.single:
+            chosen: tuple[str, ...] = (self.effects[int(rng.integers(len(self.effects)))],)
+        else:
+            chosen = MIXTURES[int(rng.integers(len(MIXTURES)))]
+        return Condition(tuple((effect, float(rng.random())) for effect in chosen))

@@ -92,8 +92,8 @@ _TO_SRGB_LUT = linear_to_srgb(_LUT_X)
 
 
 def _lut(x: np.ndarray, table: np.ndarray) -> np.ndarray:
-    index = (np.clip(x, 0.0, 1.0) * (_LUT_SIZE - 1) + 0.5).astype(np.int32)
-    return table[index]
+    index = np.clip(x, 0.0, 1.0) * np.float32(_LUT_SIZE - 1) + np.float32(0.5)
+    return table[index.astype(np.uint16)]
 
 
 def fast_srgb_to_linear(x: np.ndarray) -> np.ndarray:

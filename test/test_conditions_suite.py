@@ -62,6 +62,14 @@ def test_the_default_matrix_covers_clean_severities_mixtures_and_benchmarks() ->
     assert len(names) == len(set(names)) == 1 + 12 + 4 + 4
 
 
+def test_rows_are_found_by_name_or_by_condition() -> None:
+    assert [r.name for r in select_rows(["night+rain", "fog:medium", "night:0.5"])] == [
+        "rain+night",
+        "fog:medium",
+        "night:0.5",
+    ]
+
+
 def test_suite_scores_identity_as_input_and_flags_harm(models, images) -> None:
     names, ims = images
     rows = select_rows(["clean", "fog:mild", "rain+night", "bench:noise"])

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--conditions",
         help="comma-separated rows instead of the whole matrix: names such as clean, fog:mild, "
-        "night+rain, bench:noise, or any condition such as night:0.8+rain:mild",
+        "rain+night, bench:noise, or any condition such as night:0.8+rain:mild",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="auto", help="auto | onnxruntime | torch | tensorrt")

@@ -62,6 +62,7 @@ def select_rows(names: Sequence[str] | None) -> list[Row]:
     if not names:
         return matrix
     by_name = {row.name: row for row in matrix}
+    by_condition = {row.condition: row for row in matrix if row.condition is not None}
     rows = []
     for name in names:
         if name in by_name:
@@ -72,7 +73,7 @@ def select_rows(names: Sequence[str] | None) -> list[Row]:
             )
         else:
             cond = Condition.parse(name)
-            rows.append(Row(cond.name, cond))
+            rows.append(by_condition.get(cond, Row(cond.name, cond)))  # "night+rain" is row rain+night
     return rows
 
 

@@ -166,6 +166,9 @@ def test_train_all_has_70_distinct_photos_from_5_sources() -> None:
     assert len({p.source for p in train_all}) >= 5
     assert {p.photo_id for p in _split_or_skip("train")} <= distinct  # an extension of train
     assert len({_file_key(p) for p in train_all if "@" not in p.name}) == len(distinct)
+    fine = next(p for p in train_all if "@" in p.name)
+    base = next(p for p in train_all if p.name == fine.photo_id)
+    assert max(fine.load().shape[:2]) == sources.FINE_SIDE > max(base.load().shape[:2]) == sources.MAX_SIDE
     frames = sorted(p.video_frame for p in train_all if p.video_frame is not None and "tree" in p.name)
     assert len(frames) >= 2 and min(np.diff(frames)) >= 2 * 15  # tree.avi runs at 15 fps: >= 2 s apart
 

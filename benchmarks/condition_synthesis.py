@@ -4,8 +4,10 @@
     .venv/bin/python benchmarks/condition_synthesis.py --rounds 5 --side 768
 
 Training synthesises on the fly, so each condition must cost well under the time of a training step.
-Reports the median over ``--rounds`` (fresh parameters every round, same photo) per condition and
-writes benchmarks/results/condition_synthesis.json.
+Reports the median over ``--rounds`` (fresh parameters every round, same photo) per condition, and
+the cost of one training sample (``ConditionPairs``: photometric augmentation, a condition from
+``ConditionMix`` on a 384-px window, a 128-px crop), and writes
+benchmarks/results/condition_synthesis.json.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(REPO))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from qdr_core.data.datasets import ConditionPairs  # noqa: E402
 from qdr_core.data.degrade.pipeline import synthesize  # noqa: E402
 from qdr_core.data.sources import skimage_photo  # noqa: E402
 from qdr_core.suite.conditions import default_matrix  # noqa: E402
@@ -50,6 +53,17 @@ def main(argv: list[str] | None = None) -> int:
             times.append(1000 * (time.perf_counter() - start))
         rows.append({"condition": row.name, "median_ms": statistics.median(times), "max_ms": max(times)})
         print(f"{row.name:28s} {rows[-1]['median_ms']:7.1f} ms (max {rows[-1]['max_ms']:.1f})")
+    pairs = ConditionPairs([image], patch=128, seed=0, window=384)
+    times = []
+    for i in range(20 * args.rounds):
+        start = time.perf_counter()
+        pairs.sample(i)
+        times.append(1000 * (time.perf_counter() - start))
+    sample = {"window": 384, "patch": 128, "samples": len(times), "median_ms": statistics.median(times)}
+    sample["mean_ms"] = statistics.fmean(times)
+    print(
+        f"training sample (ConditionPairs, 384 window) {sample['median_ms']:.1f} ms median, {sample['mean_ms']:.1f} mean"
+    )
     result = {
         "image": f"{image.shape[1]}x{image.shape[0]}",
         "rounds": args.rounds,
@@ -57,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.processor() or platform.machine(),
         "load_average": list(__import__("os").getloadavg()),
         "conditions": rows,
+        "training_sample": sample,
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1))

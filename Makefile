@@ -55,8 +55,7 @@ data:
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
 			opencv-doc mate-backgrounds plasma-workspace-wallpapers; \
 	else echo "make data needs apt-get (Debian/Ubuntu): install opencv-doc, mate-backgrounds, plasma-workspace-wallpapers"; exit 1; fi
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -c "from qdr_core.data.sources import photos; \
-		print({s: len(photos(s)) for s in ('train', 'train_all', 'eval', 'other')}, 'photos')"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m qdr_core.data.sources; fi
 
 models: venv data
 	QDR=$(BIN)/qdr scripts/train_models.sh

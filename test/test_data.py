@@ -239,3 +239,10 @@ def test_condition_pairs_are_reproducible_and_include_clean_identity(photos) -> 
     assert all(not np.array_equal(d, c) for d, c in degraded)
     with pytest.raises(DataError, match="smaller than the patch"):
         ConditionPairs(photos, patch=64, window=32)
+
+
+def test_split_summary_names_every_split_and_what_is_missing(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(sources, "OPENCV_DATA", tmp_path / "missing")
+    lines = sources.summary()
+    assert [line.split(":")[0] for line in lines] == list(sources.SPLITS)
+    assert "make data" in lines[sources.SPLITS.index("eval")]

@@ -243,3 +243,23 @@ def export_split(split: str, folder: str | os.PathLike, max_side: int = MAX_SIDE
         name = photo.name.replace("/", "__").rsplit(".", 1)[0] + ".png"
         out.append(write_rgb(folder / name, photo.load(max_side)))
     return out
+
+
+def summary() -> list[str]:
+    """One line per split: how many photos, or why it cannot be loaded here."""
+    lines = []
+    for split in SPLITS:
+        try:
+            chosen = photos(split)
+        except DataError as exc:
+            lines.append(f"{split}: {exc}")
+            continue
+        distinct = {p.photo_id for p in chosen}
+        lines.append(
+            f"{split}: {len(distinct)} photos from {len({p.source for p in chosen})} sources ({len(chosen)} entries)"
+        )
+    return lines
+
+
+if __name__ == "__main__":  # `make data` prints what it installed: python -m qdr_core.data.sources
+    print("\n".join(summary()))

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "qdr_core.commands.train",
     "qdr_core.commands.restore",
     "qdr_core.commands.evaluate",
+    "qdr_core.commands.suite",
     "qdr_core.commands.bench",
     "qdr_core.commands.qat",
     "qdr_core.commands.export",

@@ -142,3 +142,107 @@ def test_haze_is_synthesised_on_the_whole_frame_then_cropped(photos) -> None:
     assert veil_spread(True) < 0.5 * veil_spread(False)
     a, b = SyntheticPairs("haze", photos, patch=32, seed=5), SyntheticPairs("haze", photos, patch=32, seed=5)
     assert np.array_equal(a.sample(3)[0], b.sample(3)[0])
+
+
+# --- train_all and the split's integrity ---------------------------------------------------------
+
+
+def _split_or_skip(split: str) -> list[sources.Photo]:
+    try:
+        return sources.photos(split)
+    except DataError as exc:
+        pytest.skip(f"photo packages missing ({exc}); `make data` and requirements-dev.txt install them")
+
+
+def _file_key(photo: sources.Photo) -> tuple:
+    path = str(photo.path.resolve()) if photo.path is not None else None
+    return (path, photo.video_frame, photo.skimage, photo.pywt)
+
+
+def test_train_all_has_70_distinct_photos_from_5_sources() -> None:
+    train_all = _split_or_skip("train_all")
+    distinct = {p.photo_id for p in train_all}
+    assert len(distinct) >= 70
+    assert len({p.source for p in train_all}) >= 5
+    assert {p.photo_id for p in _split_or_skip("train")} <= distinct  # an extension of train
+    assert len({_file_key(p) for p in train_all if "@" not in p.name}) == len(distinct)
+    fine = next(p for p in train_all if "@" in p.name)
+    base = next(p for p in train_all if p.name == fine.photo_id)
+    assert max(fine.load().shape[:2]) == sources.FINE_SIDE > max(base.load().shape[:2]) == sources.MAX_SIDE
+    frames = sorted(p.video_frame for p in train_all if p.video_frame is not None and "tree" in p.name)
+    assert len(frames) >= 2 and min(np.diff(frames)) >= 2 * 15  # tree.avi runs at 15 fps: >= 2 s apart
+
+
+def test_eval_and_other_stay_disjoint_from_every_training_list() -> None:
+    held_out = _split_or_skip("eval") + _split_or_skip("other")
+    training = _split_or_skip("train") + _split_or_skip("train_all")
+    assert not {_file_key(p) for p in held_out} & {_file_key(p) for p in training}
+    # other's sources are never trained on at all: no scikit-image photo, no frame of vtest.avi.
+    assert not [p for p in training if p.skimage or (p.path is not None and p.path.name == "vtest.avi")]
+
+    # ... and no held-out photo hides in training under another name (a resized or re-encoded copy
+    # differs by ~0.05 here; the nearest distinct photos by > 0.5).
+    def thumb(photo: sources.Photo) -> np.ndarray:
+        import cv2
+
+        if photo.path is not None and photo.path.suffix.lower() in (".jpg", ".png"):
+            grey = cv2.imread(str(photo.path), cv2.IMREAD_REDUCED_GRAYSCALE_8).astype(np.float32)
+        else:
+            grey = photo.load(256).mean(axis=2)
+        grey = cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA)
+        return (grey - grey.mean()) / (grey.std() + 1e-6)
+
+    train_thumbs = np.stack([thumb(p) for p in _split_or_skip("train_all") if "@" not in p.name])
+    for p in held_out:
+        distance = np.abs(train_thumbs - thumb(p)).mean(axis=(1, 2))
+        assert distance.min() > 0.2, p.name
+
+
+def test_reserved_sources_are_never_used() -> None:
+    # Reserved for independent evaluation: Debian's darknet data, lomiri-wallpapers*, scikit-learn's
+    # sample images (sklearn/datasets/images).
+    for split in sources.SPLITS:
+        for p in _split_or_skip(split):
+            parts = {part.lower() for part in (p.path.parts if p.path is not None else ())}
+            assert not parts & {"darknet", "sklearn"}, p
+            assert not any(part.startswith("lomiri") for part in parts), p
+
+
+# --- realistic-condition training pairs ----------------------------------------------------------
+
+
+def test_photometric_augmentation(photos) -> None:
+    from qdr_core.data.datasets import Photometric, photometric
+
+    im = photos[0]
+    np.testing.assert_allclose(photometric(im, None, Photometric()), im, atol=2e-3)
+    darker = photometric(im, None, Photometric(exposure=-1.0))
+    assert darker.mean() < 0.8 * im.mean()
+    warm = photometric(im, None, Photometric(white_balance=(1.3, 1.0, 0.8)))
+    assert warm[..., 0].mean() > im[..., 0].mean() and warm[..., 2].mean() < im[..., 2].mean()
+    jpg = photometric(im, None, Photometric(jpeg_quality=50))
+    np.testing.assert_allclose(jpg * 255, np.round(jpg * 255), atol=1e-3)
+
+
+def test_condition_pairs_are_reproducible_and_include_clean_identity(photos) -> None:
+    from qdr_core.data.datasets import ConditionPairs
+
+    data = ConditionPairs(photos, patch=32, seed=1, window=64)
+    a, b = data.batch(2, 4), data.batch(2, 4)
+    assert a[0].shape == a[1].shape == (4, 3, 32, 32)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    records = [data.sample_with_record(i) for i in range(40)]
+    clean = [(d, c) for d, c, r in records if r["condition"] == "clean"]
+    degraded = [(d, c) for d, c, r in records if r["condition"] != "clean"]
+    assert clean and degraded
+    assert all(np.array_equal(d, c) for d, c in clean)  # identity targets
+    assert all(not np.array_equal(d, c) for d, c in degraded)
+    with pytest.raises(DataError, match="smaller than the patch"):
+        ConditionPairs(photos, patch=64, window=32)
+
+
+def test_split_summary_names_every_split_and_what_is_missing(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(sources, "OPENCV_DATA", tmp_path / "missing")
+    lines = sources.summary()
+    assert [line.split(":")[0] for line in lines] == list(sources.SPLITS)
+    assert "make data" in lines[sources.SPLITS.index("eval")]

@@ -1,18 +1,24 @@
 """Training and evaluation pairs (degraded, clean) as float32 RGB arrays in [0, 1].
 
 ``SyntheticPairs`` degrades random crops of clean photos on the fly (a new degradation every
-sample); ``PairedFolder`` reads LOL / RESIDE / Rain100 / SIDD-style input + target folders;
-``fixed_eval_pairs`` builds a seeded, order-independent evaluation set.
+sample); ``ConditionPairs`` does the same with the realistic conditions of
+``qdr_core.data.degrade.pipeline`` (clean frames, single effects and mixtures) after a photometric
+augmentation of the clean photo; ``PairedFolder`` reads LOL / RESIDE / Rain100 / SIDD-style input +
+target folders; ``fixed_eval_pairs`` builds a seeded, order-independent evaluation set.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from qdr_core.data.degrade import check_task, degrade, eval_rng
+from qdr_core.data.degrade.common import fast_linear_to_srgb, fast_srgb_to_linear
+from qdr_core.data.degrade.jpeg import JpegParams, jpeg
+from qdr_core.data.degrade.pipeline import ConditionMix, synthesize
 from qdr_core.data.imageio import list_images, read_rgb
 from qdr_core.errors import DataError
 
@@ -90,6 +96,91 @@ class SyntheticPairs:
         return np.ascontiguousarray(degraded), np.ascontiguousarray(clean)
 
 
+@dataclass(frozen=True)
+class Photometric:
+    """A photometric augmentation of a clean photo: the photos are few, their looks need not be.
+
+    Args:
+        white_balance: per-channel gains in linear light (normalised to keep green at 1).
+        exposure: stops added in linear light (clipped at white).
+        jpeg_quality: re-encode at this quality (None: not re-encoded).
+    """
+
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    exposure: float = 0.0
+    jpeg_quality: int | None = None
+
+    @classmethod
+    def sample(cls, rng: np.random.Generator) -> Photometric:
+        r, b = (float(v) for v in np.exp(rng.uniform(-0.15, 0.15, size=2)))
+        quality = int(rng.integers(70, 96)) if rng.random() < 0.5 else None
+        return cls(white_balance=(r, 1.0, b), exposure=float(rng.uniform(-0.7, 0.4)), jpeg_quality=quality)
+
+
+def photometric(image: np.ndarray, rng: np.random.Generator, params: Photometric) -> np.ndarray:
+    """``image`` (sRGB, [0, 1]) with ``params``' white balance, exposure and JPEG applied."""
+    gains = np.asarray(params.white_balance, np.float32) * np.float32(2.0**params.exposure)
+    out = fast_linear_to_srgb(fast_srgb_to_linear(image) * gains)
+    if params.jpeg_quality is not None:
+        out = jpeg(out, rng, JpegParams(params.jpeg_quality))
+    return out
+
+
+class ConditionPairs:
+    """Endless (degraded, clean) training crops under realistic conditions (``ConditionMix``).
+
+    Each sample: a photo (area-weighted), a window of it, a photometric augmentation (the clean
+    target), a condition synthesised on the whole window (fog's depth and night's lamps span the
+    window, as they span a frame), then the same random crop / flip of both.
+
+    Args:
+        images: clean float32 RGB images.
+        patch: crop size.
+        seed: sample ``i`` is reproducible from (seed, i).
+        mix: how often clean frames, single effects and mixtures come (default ``ConditionMix()``).
+        window: side of the window the condition is synthesised on (None: the whole photo; smaller
+            is faster, but compresses the depth range of fog into the window).
+    """
+
+    def __init__(
+        self,
+        images: Sequence[np.ndarray],
+        patch: int = 96,
+        seed: int = 0,
+        mix: ConditionMix | None = None,
+        window: int | None = 384,
+    ) -> None:
+        if not images:
+            raise DataError("ConditionPairs needs at least one clean image")
+        if window is not None and window < patch:
+            raise DataError(f"window {window} is smaller than the patch {patch}")
+        self.images = list(images)
+        self.patch, self.seed, self.window = patch, seed, window
+        self.mix = mix if mix is not None else ConditionMix()
+        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], np.float64)
+        self.weights = areas / areas.sum()
+
+    def sample_with_record(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(degraded, clean, record of the condition's sampled parameters) for sample ``index``."""
+        rng = np.random.default_rng([self.seed, index])
+        image = self.images[int(rng.choice(len(self.images), p=self.weights))]
+        if self.window is not None:
+            h, w = image.shape[:2]
+            wh, ww = min(self.window, h), min(self.window, w)
+            y, x = int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
+            image = image[y : y + wh, x : x + ww]
+        clean = photometric(image, rng, Photometric.sample(rng))
+        degraded, record = synthesize(clean, self.mix.sample(rng), rng)
+        d, c = random_crop_flip([degraded, clean], self.patch, rng)
+        return d, c, record
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        d, c, _ = self.sample_with_record(index)
+        return d, c
+
+    batch = SyntheticPairs.batch
+
+
 class PairedFolder:
     """Pairs from an input folder and a target folder whose files match by name (stem).
 
@@ -158,10 +249,12 @@ def load_folder_images(
 
 
 __all__ = [
+    "ConditionPairs",
     "PairedFolder",
     "PairedFolderPairs",
     "SyntheticPairs",
     "fixed_eval_pairs",
     "load_folder_images",
+    "photometric",
     "random_crop_flip",
 ]

@@ -4,10 +4,19 @@ No dataset can be downloaded here, so the photos come from Debian packages (``ma
 installs them) and scikit-image. The split is a fixed list of file names, not a random draw, so it
 never changes between machines:
 
-* ``train``: photos the models learn from;
+* ``train``: photos the shipped models learned from (36, from three packages);
+* ``train_all``: ``train`` plus every other real photograph found in the reachable packages and
+  wheels (grey ones too), for models that must generalise across conditions; the large wallpapers
+  come at two scales (``@1536``: a finer, camera-closer view of the same photo). Sources:
+  opencv-doc stills and ``tree.avi`` frames >= 2 s apart, the MATE and Plasma wallpapers,
+  matplotlib's, PyWavelets' and mahotas' sample photos;
 * ``eval``: held-out photos from the same packages (the numbers in the README);
 * ``other``: photos from sources never used in training (scikit-image, frames of opencv-doc's
   ``vtest.avi`` pedestrian video): the generalisation check.
+
+``eval`` and ``other`` are disjoint from both training lists (a test checks it). Never used here,
+reserved for independent evaluation: Debian's ``darknet`` data, the ``lomiri-wallpapers*``
+packages, scikit-learn's sample images.
 
 Images are shrunk to at most ``MAX_SIDE`` pixels: 4K wallpapers at camera-like scale.
 """
@@ -29,6 +38,10 @@ OPENCV_DATA = Path(os.environ.get("QDR_OPENCV_DATA", "/usr/share/doc/opencv-doc/
 MATE_NATURE = Path("/usr/share/backgrounds/mate/nature")
 PLASMA = Path("/usr/share/wallpapers")
 PACKAGES = ("opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers")
+#: pip wheels whose bundled sample photos ``train_all`` uses (requirements-dev.txt installs them).
+WHEELS = ("matplotlib", "PyWavelets", "mahotas")
+#: The finer scale of the large wallpapers in ``train_all``.
+FINE_SIDE = 1536
 
 # Colour photographs only: logos, charts, renders, paintings and calibration boards are left out.
 # Stereo / sequence pairs stay on one side of the split.
@@ -48,6 +61,21 @@ _PLASMA_EVAL = ("EveningGlow", "Path", "OneStandsOut")
 _SKIMAGE_OTHER = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left")
 VTEST_FRAMES = (0, 150, 300, 450, 600, 750)
 
+# train_all's additions. Grey photographs (calibration shots, the basketball pair, PyWavelets') teach
+# structure and noise as well as colour ones; the right-hand calibration shots are the left ones'
+# stereo twins, kept on the same (training) side.
+_OPENCV_EXTRA = (
+    "chicky_512.png", "graf3.png", "sudoku.png", "basketball1.png", "basketball2.png", "blox.jpg",
+    "box.png", "box_in_scene.png",
+    *(f"{side}{i:02d}.jpg" for side in ("left", "right") for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)),
+)  # fmt: skip
+_PLASMA_EXTRA = ("summer_1am",)
+_MATPLOTLIB = ("grace_hopper.jpg",)
+_PYWT = ("ascent", "camera", "aero")
+_MAHOTAS = ("luispedro.jpg",)
+#: tree.avi decodes 68 frames at 15 fps with OpenCV's reader: frames 2 s apart.
+TREE_FRAMES = (0, 30, 60)
+
 
 @dataclass(frozen=True)
 class Photo:
@@ -57,10 +85,25 @@ class Photo:
     path: Path | None = None
     skimage: str | None = None
     video_frame: int | None = None
+    pywt: str | None = None
+    side: int | None = None  # load at this longer side instead of the caller's (finer scales)
+
+    @property
+    def source(self) -> str:
+        """The package or wheel the photo comes from (``opencv``, ``plasma``, ``pywt``, ...)."""
+        return self.name.split("/", 1)[0]
+
+    @property
+    def photo_id(self) -> str:
+        """The photograph, whatever the scale: ``plasma/Kite@1536`` and ``plasma/Kite`` are one."""
+        return self.name.split("@", 1)[0]
 
     def load(self, max_side: int = MAX_SIDE) -> np.ndarray:
+        max_side = self.side or max_side
         if self.skimage is not None:
             return skimage_photo(self.skimage, max_side)
+        if self.pywt is not None:
+            return pywt_photo(self.pywt, max_side)
         if self.video_frame is not None:
             return video_frame(self.path, self.video_frame, max_side)
         return read_rgb(self.path, max_side=max_side)
@@ -78,16 +121,17 @@ def skimage_photo(name: str, max_side: int = MAX_SIDE) -> np.ndarray:
     return _read(path, max_side=max_side)
 
 
-def video_frame(path: Path, index: int, max_side: int = MAX_SIDE) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
+def pywt_photo(name: str, max_side: int = MAX_SIDE) -> np.ndarray:
+    """A grey photo bundled in the PyWavelets wheel (``ascent``, ``camera``, ``aero``), as RGB."""
     try:
-        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = cap.read()
-    finally:
-        cap.release()
-    if not ok:
-        raise DataError(f"cannot read frame {index} of {path}")
-    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+        import pywt.data
+    except ImportError as exc:
+        raise DataError("PyWavelets is not installed: pip install -r requirements-dev.txt") from exc
+    grey = np.clip(getattr(pywt.data, name)(), 0, 255).astype(np.float32) / 255.0
+    return _shrink(np.repeat(grey[..., None], 3, axis=2), max_side)
+
+
+def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
     if max(rgb.shape[:2]) > max_side:
         f = max_side / max(rgb.shape[:2])
         rgb = cv2.resize(
@@ -96,18 +140,80 @@ def video_frame(path: Path, index: int, max_side: int = MAX_SIDE) -> np.ndarray:
     return rgb
 
 
+def _wheel_file(package: str, *parts: str) -> Path:
+    """A file inside an installed wheel, found without importing the package (mahotas is slow to)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    root = Path(spec.origin).parent if spec is not None and spec.origin else Path("/nonexistent") / package
+    return root.joinpath(*parts)
+
+
+def video_frame(path: Path, index: int, max_side: int = MAX_SIDE) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = cap.read()
+        if not ok and index > 0:  # some AVIs (tree.avi) cannot seek: read up to the frame instead
+            cap.release()
+            cap = cv2.VideoCapture(str(path))
+            for _ in range(index + 1):
+                ok, frame = cap.read()
+                if not ok:
+                    break
+    finally:
+        cap.release()
+    if not ok:
+        raise DataError(f"cannot read frame {index} of {path}")
+    return _shrink(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0, max_side)
+
+
 def _plasma(name: str) -> Path:
     folder = PLASMA / name / "contents" / "images"
     full_hd = folder / "1920x1080.jpg"
     return full_hd if full_hd.exists() or not folder.is_dir() else min(folder.glob("*.jpg"), default=full_hd)
 
 
+SPLITS = ("train", "train_all", "eval", "other")
+
+
+def _is_large(path: Path) -> bool:
+    """A wallpaper big enough (>= 1920 px) for a finer second scale."""
+    if not path.exists():
+        return True  # reported as missing below
+    h, w = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8).shape[:2]
+    return max(h, w) * 8 >= 1920
+
+
+def _train_extra() -> list[Photo]:
+    items = [Photo(f"opencv/{n}", OPENCV_DATA / n) for n in _OPENCV_EXTRA]
+    items += [Photo(f"opencv/tree.avi#{i:03d}", OPENCV_DATA / "tree.avi", video_frame=i) for i in TREE_FRAMES]
+    items += [Photo(f"plasma/{n}", _plasma(n)) for n in _PLASMA_EXTRA]
+    items += [
+        Photo(f"matplotlib/{n}", _wheel_file("matplotlib", "mpl-data", "sample_data", n)) for n in _MATPLOTLIB
+    ]
+    items += [Photo(f"pywt/{n}", _wheel_file("pywt", "data", f"{n}.npz"), pywt=n) for n in _PYWT]
+    items += [Photo(f"mahotas/{n}", _wheel_file("mahotas", "demos", "data", n)) for n in _MAHOTAS]
+    wallpapers = [MATE_NATURE / n for n in _MATE_TRAIN] + [
+        _plasma(n) for n in (*_PLASMA_TRAIN, *_PLASMA_EXTRA)
+    ]
+    names = [f"mate/{n}" for n in _MATE_TRAIN] + [f"plasma/{n}" for n in (*_PLASMA_TRAIN, *_PLASMA_EXTRA)]
+    items += [
+        Photo(f"{name}@{FINE_SIDE}", path, side=FINE_SIDE)
+        for name, path in zip(names, wallpapers)
+        if _is_large(path)
+    ]
+    return items
+
+
 def photos(split: str) -> list[Photo]:
-    """The photos of ``split`` (train | eval | other); raises if a package is not installed."""
+    """The photos of ``split`` (``SPLITS``); raises if a package or wheel is not installed."""
     if split == "train":
         items = [Photo(f"opencv/{n}", OPENCV_DATA / n) for n in _OPENCV_TRAIN]
         items += [Photo(f"mate/{n}", MATE_NATURE / n) for n in _MATE_TRAIN]
         items += [Photo(f"plasma/{n}", _plasma(n)) for n in _PLASMA_TRAIN]
+    elif split == "train_all":
+        items = photos("train") + _train_extra()
     elif split == "eval":
         items = [Photo(f"opencv/{n}", OPENCV_DATA / n) for n in _OPENCV_EVAL]
         items += [Photo(f"mate/{n}", MATE_NATURE / n) for n in _MATE_EVAL]
@@ -116,12 +222,13 @@ def photos(split: str) -> list[Photo]:
         items = [Photo(f"skimage/{n}", skimage=n) for n in _SKIMAGE_OTHER]
         items += [Photo(f"vtest/{i:04d}", OPENCV_DATA / "vtest.avi", video_frame=i) for i in VTEST_FRAMES]
     else:
-        raise DataError(f"unknown split {split!r}; choose train, eval or other")
+        raise DataError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
     missing = [str(p.path) for p in items if p.path is not None and not p.path.exists()]
     if missing:
         raise DataError(
             f"{len(missing)} photo(s) of split {split!r} are missing (first: {missing[0]}); "
-            f"run `make data` to install {', '.join(PACKAGES)}"
+            f"run `make data` to install {', '.join(PACKAGES)} (and pip install -r requirements-dev.txt "
+            f"for the {', '.join(WHEELS)} sample photos)"
         )
     return items
 
@@ -136,3 +243,23 @@ def export_split(split: str, folder: str | os.PathLike, max_side: int = MAX_SIDE
         name = photo.name.replace("/", "__").rsplit(".", 1)[0] + ".png"
         out.append(write_rgb(folder / name, photo.load(max_side)))
     return out
+
+
+def summary() -> list[str]:
+    """One line per split: how many photos, or why it cannot be loaded here."""
+    lines = []
+    for split in SPLITS:
+        try:
+            chosen = photos(split)
+        except DataError as exc:
+            lines.append(f"{split}: {exc}")
+            continue
+        distinct = {p.photo_id for p in chosen}
+        lines.append(
+            f"{split}: {len(distinct)} photos from {len({p.source for p in chosen})} sources ({len(chosen)} entries)"
+        )
+    return lines
+
+
+if __name__ == "__main__":  # `make data` prints what it installed: python -m qdr_core.data.sources
+    print("\n".join(summary()))

@@ -1,7 +1,12 @@
 """Degradation synthesis, one module per degradation. ``degrade(task, image, rng)`` dispatches.
 
 Training samples severities from each task's range; evaluation uses ``EVAL_RANGES`` (the same,
-except noise, which is fixed at sigma 25/255, the benchmark level).
+except noise, which is fixed at sigma 25/255, the benchmark level). These four make the shipped
+models' training data and benchmark rows and stay as they are.
+
+The realistic conditions (night with lamps, patchy fog, rainfall with lens drops, Bayer-correlated
+sensor noise, response curves, JPEG, and their mixtures) live in ``night``, ``fog``, ``rainfall``,
+``sensor``, ``jpeg``, composed by ``pipeline.synthesize(image, Condition, rng)``.
 """
 
 from __future__ import annotations

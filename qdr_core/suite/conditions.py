@@ -1,0 +1,162 @@
+"""The condition suite: every model on clean frames, each condition at three severities, mixtures.
+
+The matrix is fixed and seeded per (seed, condition, image), so any two runs and any two models see
+the same degraded frames. Each degraded frame is made once and fed to every model. Today's benchmark
+degradations (``qdr eval --task``'s, same seeds) are rows too, so the suite's numbers for them equal
+the README's benchmark table.
+
+A cell *harms* when the model's mean output PSNR is below the input's: the model made frames worse.
+On ``clean`` the input PSNR is infinite, so any change counts; its output PSNR says how much.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from qdr_core.data.degrade import degrade, eval_rng
+from qdr_core.data.degrade.pipeline import MIXTURES, Condition, condition_rng, synthesize
+from qdr_core.errors import ConfigError
+from qdr_core.metrics import score
+
+SINGLE_EFFECTS = ("night", "fog", "rain", "sensor")
+BENCHMARK_TASKS = ("lowlight", "haze", "rain", "noise")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the matrix: a realistic ``condition`` or one of today's benchmark degradations."""
+
+    name: str
+    condition: Condition | None = None
+    benchmark_task: str | None = None
+
+    def degrade(self, image: np.ndarray, seed: int, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """The degraded frame for image ``index`` and a record of how it was made."""
+        if self.benchmark_task is not None:
+            out = degrade(self.benchmark_task, image, eval_rng(seed, index), split="eval")
+            return out, {"benchmark_task": self.benchmark_task}
+        return synthesize(image, self.condition, condition_rng(seed, self.condition, index))
+
+
+def default_matrix() -> list[Row]:
+    rows = [Row("clean", Condition())]
+    for effect in SINGLE_EFFECTS:
+        for severity in ("mild", "medium", "strong"):
+            cond = Condition(((effect, severity),))
+            rows.append(Row(cond.name, cond))
+    for mixture in MIXTURES:
+        cond = Condition(tuple((e, "medium") for e in mixture))
+        rows.append(Row("+".join(mixture), cond))
+    rows += [Row(f"bench:{task}", benchmark_task=task) for task in BENCHMARK_TASKS]
+    return rows
+
+
+def select_rows(names: Sequence[str] | None) -> list[Row]:
+    """The default matrix, or the named rows of it / condition strings (``"fog:0.3+rain:mild"``)."""
+    matrix = default_matrix()
+    if not names:
+        return matrix
+    by_name = {row.name: row for row in matrix}
+    by_condition = {row.condition: row for row in matrix if row.condition is not None}
+    rows = []
+    for name in names:
+        if name in by_name:
+            rows.append(by_name[name])
+        elif name.startswith("bench:"):
+            raise ConfigError(
+                f"unknown benchmark row {name!r}; choose bench:{', bench:'.join(BENCHMARK_TASKS)}"
+            )
+        else:
+            cond = Condition.parse(name)
+            rows.append(by_condition.get(cond, Row(cond.name, cond)))  # "night+rain" is row rain+night
+    return rows
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _harms(psnr_input: float, psnr_output: float) -> bool:
+    if math.isinf(psnr_input):
+        return not math.isinf(psnr_output)
+    return psnr_output < psnr_input
+
+
+def run_suite(
+    runtimes: Mapping[str, Any],
+    images: Sequence[np.ndarray],
+    names: Sequence[str],
+    rows: Sequence[Row] | None = None,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Score every runtime (``name -> object with .infer(image)``) on every row x image.
+
+    Returns a JSON-ready dict: the rows (with each image's sampled parameters), the models, and per
+    (model, row) the mean input / output PSNR and SSIM, the gains, ``harm`` and per-image rows.
+    Infinite PSNRs (identical frames) are kept as ``inf`` here; ``report.to_json`` writes them as null.
+    """
+    if not runtimes:
+        raise ConfigError("the suite needs at least one model")
+    if not images:
+        raise ConfigError("the suite needs at least one image")
+    rows = list(rows) if rows is not None else default_matrix()
+    per_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    row_records = []
+    for row in rows:
+        records = []
+        for index, (name, clean) in enumerate(zip(names, images)):
+            degraded, record = row.degrade(clean, seed, index)
+            records.append({"name": name, **record})
+            before = score(clean, degraded)
+            for model, runtime in runtimes.items():
+                after = score(clean, runtime.infer(degraded))
+                per_cell.setdefault((model, row.name), []).append({
+                    "name": name, "psnr_input": before.psnr, "psnr_output": after.psnr,
+                    "ssim_input": before.ssim, "ssim_output": after.ssim,
+                })  # fmt: skip
+        row_records.append({
+            "name": row.name,
+            "condition": row.condition.name if row.condition is not None else None,
+            "benchmark_task": row.benchmark_task,
+            "images": records,
+        })  # fmt: skip
+        if progress is not None:
+            progress(row.name)
+    cells = []
+    for (model, row_name), image_rows in per_cell.items():
+        means = {
+            k: _mean([r[k] for r in image_rows])
+            for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
+        }
+        cells.append({
+            "model": model, "condition": row_name, **means,
+            "psnr_gain": means["psnr_output"] - means["psnr_input"],
+            "ssim_gain": means["ssim_output"] - means["ssim_input"],
+            "harm": _harms(means["psnr_input"], means["psnr_output"]),
+            "images": image_rows,
+        })  # fmt: skip
+    return {
+        "suite": "conditions",
+        "seed": seed,
+        "images": list(names),
+        "models": [
+            {"name": m, "path": str(getattr(r, "model_path", "")), "backend": getattr(r, "name", "")}
+            for m, r in runtimes.items()
+        ],
+        "conditions": row_records,
+        "cells": cells,
+    }
+
+
+def cell(result: Mapping[str, Any], model: str, condition: str) -> dict[str, Any]:
+    """The (model, condition) cell of a ``run_suite`` result."""
+    for c in result["cells"]:
+        if c["model"] == model and c["condition"] == condition:
+            return c
+    raise KeyError((model, condition))

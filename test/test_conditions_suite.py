@@ -1,0 +1,155 @@
+"""The condition suite: the matrix, the scoring, and the JSON / markdown / figure it writes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from qdr_core.cli import main
+from qdr_core.data.degrade import degrade, eval_rng
+from qdr_core.data.degrade.pipeline import MIXTURES
+from qdr_core.data.imageio import write_rgb
+from qdr_core.data.sources import skimage_photo
+from qdr_core.errors import ConfigError
+from qdr_core.metrics import psnr
+from qdr_core.runtime import load_runtime
+from qdr_core.suite.conditions import SINGLE_EFFECTS, cell, default_matrix, run_suite, select_rows
+from qdr_core.suite.report import markdown, read_json, write_all
+
+
+def _image_model(path, nodes, initializers=()) -> str:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        list(initializers),
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("suite_models")
+    identity = _image_model(root / "identity.onnx", [helper.make_node("Identity", ["x"], ["y"])])
+    half = helper.make_tensor("k", TensorProto.FLOAT, [], [0.5])
+    darken = _image_model(root / "darken.onnx", [helper.make_node("Mul", ["x", "k"], ["y"])], [half])
+    return {"identity": identity, "darken": darken}
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[list[str], list[np.ndarray]]:
+    return ["astronaut", "coffee"], [skimage_photo(n, max_side=48) for n in ("astronaut", "coffee")]
+
+
+def test_the_default_matrix_covers_clean_severities_mixtures_and_benchmarks() -> None:
+    names = [row.name for row in default_matrix()]
+    assert names[0] == "clean"
+    for effect in SINGLE_EFFECTS:
+        assert [n for n in names if n.startswith(f"{effect}:")] == [
+            f"{effect}:{s}" for s in ("mild", "medium", "strong")
+        ]
+    assert {"+".join(m) for m in MIXTURES} <= set(names)
+    assert {"bench:lowlight", "bench:haze", "bench:rain", "bench:noise"} <= set(names)
+    assert len(names) == len(set(names)) == 1 + 12 + 4 + 4
+
+
+def test_rows_are_found_by_name_or_by_condition() -> None:
+    assert [r.name for r in select_rows(["night+rain", "fog:medium", "night:0.5"])] == [
+        "rain+night",
+        "fog:medium",
+        "night:0.5",
+    ]
+
+
+def test_suite_scores_identity_as_input_and_flags_harm(models, images) -> None:
+    names, ims = images
+    rows = select_rows(["clean", "fog:mild", "rain+night", "bench:noise"])
+    with load_runtime(models["identity"]) as ident, load_runtime(models["darken"]) as dark:
+        result = run_suite({"identity": ident, "darken": dark}, ims, names, rows, seed=3)
+    assert [r["name"] for r in result["conditions"]] == ["clean", "fog:mild", "rain+night", "bench:noise"]
+    assert len(result["cells"]) == 2 * 4
+    for row in ("fog:mild", "rain+night", "bench:noise"):
+        c = cell(result, "identity", row)
+        assert c["psnr_output"] == pytest.approx(c["psnr_input"]) and c["ssim_output"] == pytest.approx(
+            c["ssim_input"]
+        )
+        assert not c["harm"] and c["psnr_gain"] == pytest.approx(0.0)
+        assert [r["name"] for r in c["images"]] == names
+    clean = cell(result, "identity", "clean")
+    assert math.isinf(clean["psnr_input"]) and math.isinf(clean["psnr_output"]) and not clean["harm"]
+    darkened = cell(result, "darken", "clean")
+    assert darkened["harm"] and darkened["psnr_output"] < 15
+    # The benchmark row is today's `qdr eval` degradation with the same seed.
+    expected = np.mean(
+        [psnr(im, degrade("noise", im, eval_rng(3, i), split="eval")) for i, im in enumerate(ims)]
+    )
+    assert cell(result, "darken", "bench:noise")["psnr_input"] == pytest.approx(expected)
+    # Every image's sampled parameters are recorded.
+    night_rain = next(r for r in result["conditions"] if r["name"] == "rain+night")
+    assert [s["effect"] for s in night_rain["images"][0]["stages"]][:2] == ["rain", "night"]
+
+
+def test_outputs_have_the_right_shape(tmp_path, models, images) -> None:
+    names, ims = images
+    rows = select_rows(["clean", "rain:strong", "night:0.9+fog:mild"])
+    with load_runtime(models["identity"]) as ident, load_runtime(models["darken"]) as dark:
+        result = run_suite({"identity": ident, "darken": dark}, ims, names, rows, seed=0)
+    written = write_all(result, tmp_path / "out" / "suite.json")
+    assert [p.suffix for p in written] == [".json", ".md", ".png"]
+    data = read_json(written[0])  # strict JSON: infinity is written as null
+    assert json.loads(written[0].read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert data["cells"][0]["psnr_input"] is None and data["images"] == names
+    table = written[1].read_text().splitlines()
+    assert table[0].startswith("| condition | input PSNR / SSIM | identity")
+    assert len([line for line in table if line.startswith("| ")]) == 1 + len(rows)
+    assert table[2].startswith("| clean | ∞ / 1.000 | ∞ / 1.000 | **")  # identity unchanged, darken harms
+    import cv2
+
+    png = cv2.imread(str(written[2]))
+    assert png is not None and png.shape[0] > 100 and png.shape[1] > 100
+    assert markdown(data) == written[1].read_text()
+
+
+def test_the_cli_writes_the_three_files(tmp_path, models, images, capsys) -> None:
+    names, ims = images
+    for n, im in zip(names, ims):
+        write_rgb(tmp_path / "clean" / f"{n}.png", im)
+    out = tmp_path / "res" / "c.json"
+    code = main(["suite", "conditions", "--model", models["identity"], "--model", models["darken"],
+                 "--clean", str(tmp_path / "clean"), "--conditions", "clean,sensor:mild", "--json", str(out)])  # fmt: skip
+    assert code == 0
+    assert out.exists() and out.with_suffix(".md").exists() and out.with_suffix(".png").exists()
+    data = read_json(out)
+    assert len(data["models"]) == 2 and data["source"] == str(tmp_path / "clean")
+    assert "sensor:mild" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--conditions", "snow:mild"], "unknown effect"),
+        (["--conditions", "bench:snow"], "unknown benchmark row"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, models, capsys, argv, message) -> None:
+    write_rgb(tmp_path / "clean" / "a.png", np.full((16, 16, 3), 0.5, np.float32))
+    code = main(["suite", "conditions", "--model", models["identity"], "--clean", str(tmp_path / "clean"),
+                 "--json", str(tmp_path / "o.json"), *argv])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_empty_inputs_are_config_errors(models) -> None:
+    with load_runtime(models["identity"]) as ident, pytest.raises(ConfigError, match="at least one image"):
+        run_suite({"identity": ident}, [], [])
+    with pytest.raises(ConfigError, match="at least one model"):
+        run_suite({}, [np.zeros((8, 8, 3), np.float32)], ["a"])

@@ -216,15 +216,20 @@ def evaluate_bag_offline(
     grid_frames: int = 3,
     max_frames: int | None = None,
     storage: str = "sqlite3",
+    overwrite: bool = False,
 ) -> tuple[dict[str, Any], FrameScorer]:
-    """Restore every frame of ``bag`` with ``runtime``; returns (result dict, scorer with grid/rows)."""
+    """Restore every frame of ``bag`` with ``runtime``; returns (result dict, scorer with grid/rows).
+
+    ``output_bag`` appears only when the whole bag was restored (``BagWriter`` builds it under a
+    temporary name); with ``overwrite`` it then replaces an existing bag of that name.
+    """
     bag = Path(bag)
     with BagReader(bag) as reader:
         inp, clean = resolve_topics(reader, input_topic, clean_topic)
         n_input = reader.count(inp)
         scorer = FrameScorer(detector, pick_indices(min(n_input, max_frames or n_input), grid_frames))
         infer_s: list[float] = []
-        writer = BagWriter(output_bag, storage) if output_bag else None
+        writer = BagWriter(output_bag, storage, overwrite=overwrite) if output_bag else None
         index = 0
 
         class _Done(Exception):
@@ -260,15 +265,18 @@ def evaluate_bag_offline(
                 _, unmatched = pair_by_stamp(reader, inp, clean, on_pair)
             except _Done:
                 unmatched = 0
+            if index == 0:
+                raise DataError(f"bag {bag}: no frames on {inp}")
             if writer is not None and reader.has_topic(INFO_TOPIC):
                 for topic, msgtype, log_ns, raw in reader.raw_messages([INFO_TOPIC]):
                     if msgtype == INFO_TYPE:
                         writer.write_raw(topic, msgtype, raw, log_ns)
-        finally:
+        except BaseException:
             if writer is not None:
-                writer.close()
-    if index == 0:
-        raise DataError(f"bag {bag}: no frames on {inp}")
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
     timing = percentiles_ms(infer_s)
     result = {
         "mode": "offline",

@@ -88,21 +88,31 @@ def run_make(args: argparse.Namespace) -> int:
 
 def remove_bag(path) -> None:
     """Delete a previous output bag; only a folder that is a bag (has metadata.yaml) is deleted."""
-    import shutil
+    from qdr_core.bag.io import remove_bag as remove
+
+    remove(path)
+
+
+def write_json_atomic(path, result: dict) -> None:
+    """Write under a temporary name and rename: a failed run never leaves a half-written file."""
+    import json
+    import os
+    import tempfile
     from pathlib import Path
 
-    from qdr_core.errors import DataError
-
     path = Path(path)
-    if not path.exists():
-        return
-    if not (path.is_dir() and (path / "metadata.yaml").is_file()):
-        raise DataError(f"{path} exists and is not a ROS 2 bag: not overwriting it")
-    shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from qdr_core.detect import build_detector
@@ -128,12 +138,10 @@ def run_eval(args: argparse.Namespace) -> int:
         output_bag = (
             Path(args.output_bag) if args.output_bag else Path(str(Path(args.bag)).rstrip("/") + "_restored")
         )
-        if args.overwrite:
-            remove_bag(output_bag)
         with load_runtime(args.model, backend=args.backend, num_threads=args.threads) as runtime:
             result, scorer = evaluate_bag_offline(
                 args.bag, runtime, output_bag, args.input_topic, clean_topic, detector,
-                max_frames=args.max_frames, storage=args.storage,
+                max_frames=args.max_frames, storage=args.storage, overwrite=args.overwrite,
             )  # fmt: skip
     print(summary_line(result))
     if args.report:
@@ -143,8 +151,7 @@ def run_eval(args: argparse.Namespace) -> int:
             write_report(result, scorer, args.report, title=f"qdr bag eval ({result['mode']})")
         )
         print(f"report: {result['report']} (+ report.html)")
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(result, indent=2))
+    write_json_atomic(args.json_out, result)
     print(f"wrote {args.json_out}")
     return 0
 

@@ -93,25 +93,6 @@ def remove_bag(path) -> None:
     remove(path)
 
 
-def write_json_atomic(path, result: dict) -> None:
-    """Write under a temporary name and rename: a failed run never leaves a half-written file."""
-    import json
-    import os
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -151,6 +132,8 @@ def run_eval(args: argparse.Namespace) -> int:
             write_report(result, scorer, args.report, title=f"qdr bag eval ({result['mode']})")
         )
         print(f"report: {result['report']} (+ report.html)")
+    from qdr_core.commands import write_json_atomic
+
     write_json_atomic(args.json_out, result)
     print(f"wrote {args.json_out}")
     return 0

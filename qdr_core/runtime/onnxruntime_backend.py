@@ -21,6 +21,10 @@ from qdr_core.runtime.onnx_metadata import count_weights
 # an engine on every start without our cache; the dedicated tensorrt backend does that properly.
 _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+#: Runs on more pixels than this hand their arena growth back afterwards. onnxruntime's CPU arena
+#: otherwise keeps the peak of the largest frame ever seen (about 100 MB per megapixel) until the
+#: session closes; frames up to about 1280x720 keep theirs, which saves re-allocating every frame.
+ARENA_KEEP_PIXELS = 1280 * 736
 
 
 def _dims(shape) -> tuple[int | None, ...]:
@@ -96,6 +100,9 @@ class OnnxRuntime(Runtime):
             raise ModelFileError(f"{self.model_path}: expected a 3-channel RGB input, got {channels}")
         if not outputs:
             raise ModelFileError(f"{self.model_path}: the graph has no output")
+        self.arena_keep_pixels: float = ARENA_KEEP_PIXELS
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.input_name = inputs[0].name
         self._input_dtype = _FLOAT_TYPES[inputs[0].type]
         # The exports name their image output "output"; anything else extra (e.g. gate maps) is ignored.
@@ -122,7 +129,10 @@ class OnnxRuntime(Runtime):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._input_dtype is not np.float32:
             batch = batch.astype(self._input_dtype)
-        (out,) = self._session.run([self.output_name], {self.input_name: batch})
+        big = batch.shape[2] * batch.shape[3] > self.arena_keep_pixels
+        (out,) = self._session.run(
+            [self.output_name], {self.input_name: batch}, self._shrink if big else None
+        )
         return np.asarray(out, dtype=np.float32)
 
     def _release(self) -> None:

@@ -9,7 +9,7 @@ field the core equals the whole-frame result. Tile origins sit on multiples of t
 ``size_multiple``, so the down-sampling grid of every tile lines up with the whole frame's.
 
 Models with a whole-frame context (the haze model's pyramid down to 1/128) see less context per
-tile; docs/performance.md lists the measured difference per task.
+tile, so their tiles are not exact; docs/performance.md lists the measured difference per task.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 #: About 2 MP: a 1920x1080 frame is still computed whole; anything larger is tiled.
 DEFAULT_TILE_PIXELS = 1920 * 1088
-#: Pixels each tile reads beyond its core on every inner side (rounded up to the size multiple).
+#: Pixels each tile reads beyond its core on every inner side: enough for the receptive field of the
+#: shipped lowlight / rain / noise models (tiled output is bit-identical). The plan raises it to at
+#: least two size multiples and rounds it up to one.
 DEFAULT_TILE_OVERLAP = 64
 
 
@@ -48,7 +50,9 @@ def plan_tiles(height: int, width: int, multiple: int, tile_pixels: float, overl
     The budget is never smaller than one size multiple of core plus the overlap on both sides; a
     tiny budget therefore gives many small tiles, not an error.
     """
-    overlap = _round_up(max(int(overlap), 0), multiple)
+    # A model's receptive field grows with its depth, and so does its size multiple: the haze model's
+    # context pyramid (multiple 128) needs 256 px of overlap to stay within 0.03 dB of whole frames.
+    overlap = _round_up(max(int(overlap), 2 * multiple), multiple)
     side = math.isqrt(int(min(tile_pixels, height * width)))
     core = max((side - 2 * overlap) // multiple * multiple, multiple)
     rows, cols = math.ceil(height / core), math.ceil(width / core)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -34,10 +35,19 @@ SIZES = ("640x480", "1920x1080", "3840x2160", "4000x3000")
 MODEL = REPO / "models" / "lowlight" / "int8_cpu.onnx"
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm", encoding="ascii") as fh:
-        import os
-
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from qdr_core.runtime import DEFAULT_TILE_PIXELS
 
+    load_start = os.getloadavg()[0]
     rows = []
     for size in args.sizes:
         width, height = (int(v) for v in size.lower().split("x"))
@@ -128,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": "benchmarks/memory_vs_frame_size.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "model": str(MODEL.relative_to(REPO)),
-        "machine": f"{platform.machine()} {platform.processor()}".strip(),
+        "machine": cpu_name(),
+        "cpus": os.cpu_count(),
+        "load_average": {"start": load_start, "end": os.getloadavg()[0]},
         "threads": args.threads,
         "default_tile_pixels": DEFAULT_TILE_PIXELS,
         "rows": rows,

@@ -5,9 +5,9 @@
 
 Each eval photo (``qdr_core.data.sources`` split ``eval``, up to 768 px) is degraded exactly as
 ``qdr eval`` degrades it (``fixed_eval_pairs``, seed 0) and restored twice by the same runtime:
-whole, and in tiles forced by a small ``--tile-pixels`` budget (640x640 by default: a 768-px photo
-becomes 2x2 tiles for the lowlight / rain / noise models, 6x6 for the haze model, whose overlap is
-256 px). Reports mean PSNR of each against the clean photo, the
+whole, and in tiles forced by a small ``--tile-pixels`` budget (384x384 by default, below every eval
+photo's area: the lowlight / rain / noise models cut them into 2x2 to 3x3 tiles of up to 384x384;
+the haze model, whose overlap is 256 px, into 128-px cores each reading up to 640x640). Reports mean PSNR of each against the clean photo, the
 difference, and the largest pixel difference between the two outputs. Writes
 benchmarks/results/tile_seams.json.
 """
@@ -61,6 +61,7 @@ def measure(task: str, model: Path, images: list, names: list, tile_pixels: int,
         "psnr_tiled": tiled_db,
         "delta_db": tiled_db - whole_db,
         "worst_image_delta_db": min(r["psnr_tiled"] - r["psnr_whole"] for r in rows),
+        "min_tiles": min(r["tiles"] for r in rows),
         "max_abs_diff": max(r["max_abs_diff"] for r in rows),
         "images": rows,
     }
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     p.add_argument("--model", default="int8_cpu", help="model file name under models/<task>/ (no suffix)")
-    p.add_argument("--tile-pixels", type=int, default=640 * 640)
+    p.add_argument("--tile-pixels", type=int, default=384 * 384)
     p.add_argument("--overlap", type=int, default=DEFAULT_TILE_OVERLAP)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(REPO / "benchmarks/results/tile_seams.json"))
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{task:8s} m={row['size_multiple']:<3d} overlap {row['overlap_px']:3d}px: whole "
             f"{row['psnr_whole']:.3f} dB, tiled {row['psnr_tiled']:.3f} dB, delta {row['delta_db']:+.4f} dB "
-            f"(worst image {row['worst_image_delta_db']:+.4f}), max |diff| {row['max_abs_diff']:.4f}"
+            f"(worst image {row['worst_image_delta_db']:+.4f}), max |diff| {row['max_abs_diff']:.4f}, "
+            f"tiles per image >= {row['min_tiles']}"
         )
     report = {
         "benchmark": "tile_seams",

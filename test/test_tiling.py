@@ -60,9 +60,11 @@ class RecordingRuntime(OnnxRuntime):
     """The real onnxruntime session, remembering the largest batch it was given."""
 
     largest = 0
+    tallest = widest = 0
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         self.largest = max(self.largest, batch.shape[2] * batch.shape[3])
+        self.tallest, self.widest = max(self.tallest, batch.shape[2]), max(self.widest, batch.shape[3])
         return super()._run(batch)
 
 
@@ -114,3 +116,20 @@ def test_a_context_model_tiles_on_its_128_pixel_grid() -> None:
 def test_bad_tile_settings_are_config_errors(pixels, overlap) -> None:
     with pytest.raises(ConfigError, match="tile_"):
         load_runtime(LOWLIGHT, num_threads=1, tile_pixels=pixels, tile_overlap=overlap)
+
+
+def test_a_profile_maximum_tiles_frames_beyond_it() -> None:
+    """A TensorRT engine accepts at most its profile's max (H, W): larger frames run in tiles that
+    fit it, whatever the pixel budget."""
+    assert plan_tiles(1080, 3840, 4, math.inf, 64, max_shape=(1088, 1920))
+    image = np.random.default_rng(2).random((150, 420, 3), dtype=np.float32)
+    runtime = RecordingRuntime(LOWLIGHT, num_threads=1)
+    runtime.set_tiling(math.inf)
+    whole = runtime.infer(image)
+    runtime.max_tile_shape = (160, 256)
+    tiles = runtime._tiles(150, 420)
+    assert tiles is not None and len(tiles) >= 4
+    runtime.tallest = runtime.widest = 0
+    tiled = runtime.infer(image)
+    assert runtime.tallest <= 160 and runtime.widest <= 256
+    np.testing.assert_array_equal(tiled, whole)

@@ -94,6 +94,8 @@ class Runtime(abc.ABC):
         self.signature = None
         self.tile_pixels: float = DEFAULT_TILE_PIXELS
         self.tile_overlap = DEFAULT_TILE_OVERLAP
+        #: Largest (H, W) one run accepts (a TensorRT profile's maximum); larger frames are tiled.
+        self.max_tile_shape: tuple[int, int] | None = None
         self._closed = False
 
     def set_tiling(
@@ -108,9 +110,9 @@ class Runtime(abc.ABC):
         self.tile_pixels, self.tile_overlap = tile_pixels, overlap
 
     def _tiles(self, h: int, w: int):
-        if not needs_tiling(h, w, self.size_multiple, self.tile_pixels):
+        if not needs_tiling(h, w, self.size_multiple, self.tile_pixels, self.max_tile_shape):
             return None
-        return plan_tiles(h, w, self.size_multiple, self.tile_pixels, self.tile_overlap)
+        return plan_tiles(h, w, self.size_multiple, self.tile_pixels, self.tile_overlap, self.max_tile_shape)
 
     @abc.abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray:

@@ -65,7 +65,8 @@ def _fail(runtime, problem: str) -> ModelContractError:
     return ModelContractError(f"{runtime.model_path}: {one_line(problem)}")
 
 
-def _check_size_multiple(runtime, contract: ModelContract) -> None:
+def check_size_multiple(runtime, contract: ModelContract = DEFAULT_CONTRACT) -> None:
+    """The size-multiple part of the contract, for backends that size buffers from it while loading."""
     raw = runtime.metadata.get("size_multiple")
     if raw is not None:
         text = str(raw).strip()
@@ -112,7 +113,7 @@ def check_runtime(runtime, contract: ModelContract = DEFAULT_CONTRACT) -> None:
     the model has weights, and one probe inference: a 3-channel frame in gives a finite 3-channel
     frame of the same size out.
     """
-    _check_size_multiple(runtime, contract)
+    check_size_multiple(runtime, contract)
     signature: ModelSignature | None = getattr(runtime, "signature", None)
     if signature is not None:
         _check_shape(runtime, "input", signature.input_shape, signature.input_type, contract)

@@ -39,13 +39,25 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def needs_tiling(height: int, width: int, multiple: int, tile_pixels: float) -> bool:
-    """Whether a frame's padded area exceeds the budget."""
-    return _round_up(height, multiple) * _round_up(width, multiple) > tile_pixels
+def needs_tiling(
+    height: int, width: int, multiple: int, tile_pixels: float, max_shape: tuple[int, int] | None = None
+) -> bool:
+    """Whether a frame's padded area exceeds the budget, or a padded side exceeds ``max_shape``."""
+    padded_h, padded_w = _round_up(height, multiple), _round_up(width, multiple)
+    too_big = max_shape is not None and (padded_h > max_shape[0] or padded_w > max_shape[1])
+    return padded_h * padded_w > tile_pixels or too_big
 
 
-def plan_tiles(height: int, width: int, multiple: int, tile_pixels: float, overlap: int) -> list[Tile]:
-    """Tiles covering a ``height`` x ``width`` frame, each reading at most about ``tile_pixels``.
+def plan_tiles(
+    height: int,
+    width: int,
+    multiple: int,
+    tile_pixels: float,
+    overlap: int,
+    max_shape: tuple[int, int] | None = None,
+) -> list[Tile]:
+    """Tiles covering a ``height`` x ``width`` frame, each reading at most about ``tile_pixels``
+    and at most ``max_shape`` (rows, cols; a TensorRT engine's profile maximum) where given.
 
     The budget is never smaller than one size multiple of core plus the overlap on both sides; a
     tiny budget therefore gives many small tiles, not an error.
@@ -55,7 +67,11 @@ def plan_tiles(height: int, width: int, multiple: int, tile_pixels: float, overl
     overlap = _round_up(max(int(overlap), 2 * multiple), multiple)
     side = math.isqrt(int(min(tile_pixels, height * width)))
     core = max((side - 2 * overlap) // multiple * multiple, multiple)
-    rows, cols = math.ceil(height / core), math.ceil(width / core)
+    core_rows = core_cols = core
+    if max_shape is not None:
+        core_rows = min(core, max((max_shape[0] - 2 * overlap) // multiple * multiple, multiple))
+        core_cols = min(core, max((max_shape[1] - 2 * overlap) // multiple * multiple, multiple))
+    rows, cols = math.ceil(height / core_rows), math.ceil(width / core_cols)
     # Spread the frame evenly over the tiles instead of leaving a thin last row or column.
     core_h = _round_up(math.ceil(height / rows), multiple)
     core_w = _round_up(math.ceil(width / cols), multiple)

@@ -1,16 +1,14 @@
 """The model contract: files that load but cannot restore a frame are rejected at load, the same
 way by every entry point (library, ``qdr restore`` / ``info`` / ``eval`` / ``bag eval``): one line,
-exit code 2. The bad models are built here with ``onnx.helper``; nothing is mocked."""
+exit code 2. The bad models are built with ``onnx.helper`` (``write_conv_onnx``); nothing is mocked."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper, numpy_helper
 
 from qdr_core.bag.make import make_bag
 from qdr_core.cli import main
@@ -18,35 +16,7 @@ from qdr_core.data.imageio import write_rgb
 from qdr_core.data.sources import skimage_photo
 from qdr_core.errors import ModelContractError, ModelFileError
 from qdr_core.runtime import load_runtime
-
-DYNAMIC = ["batch", 3, "height", "width"]
-
-
-def conv_model(
-    path: Path,
-    out_channels: int = 3,
-    input_shape: list | None = None,
-    metadata: dict[str, str] | None = None,
-    weights: bool = True,
-) -> Path:
-    """A 3x3 conv (or, without weights, an Identity) ONNX with the given input shape and metadata."""
-    shape = input_shape or DYNAMIC
-    out_shape = [shape[0], out_channels, shape[2], shape[3]]
-    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)
-    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)
-    if weights:
-        w = numpy_helper.from_array(np.full((out_channels, 3, 3, 3), 0.05, np.float32), "w")
-        nodes, inits = [helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])], [w]
-    else:
-        nodes, inits = [helper.make_node("Identity", ["input"], ["output"])], []
-    graph = helper.make_graph(nodes, "g", [inp], [out], initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in (metadata or {}).items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+from qdr_core.runtime.testing import write_conv_onnx
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +30,12 @@ def files(tmp_path_factory) -> dict[str, Path]:
     make_bag("noise", iter([("f0", skimage_photo("coffee", max_side=40))]), root / "bag", start_ns=1)
     return {
         "root": root,
-        "good": conv_model(root / "good.onnx"),
-        "one_channel": conv_model(root / "one_channel.onnx", out_channels=1),
-        "fixed_64": conv_model(root / "fixed_64.onnx", input_shape=[1, 3, 64, 64]),
-        "huge_multiple": conv_model(root / "huge_multiple.onnx", metadata={"size_multiple": "100000"}),
-        "bad_multiple": conv_model(root / "bad_multiple.onnx", metadata={"size_multiple": "four"}),
-        "no_weights": conv_model(root / "no_weights.onnx", weights=False),
+        "good": write_conv_onnx(root / "good.onnx"),
+        "one_channel": write_conv_onnx(root / "one_channel.onnx", out_channels=1),
+        "fixed_64": write_conv_onnx(root / "fixed_64.onnx", input_shape=[1, 3, 64, 64]),
+        "huge_multiple": write_conv_onnx(root / "huge_multiple.onnx", metadata={"size_multiple": "100000"}),
+        "bad_multiple": write_conv_onnx(root / "bad_multiple.onnx", metadata={"size_multiple": "four"}),
+        "no_weights": write_conv_onnx(root / "no_weights.onnx", weights=False),
         "empty": root / "empty.onnx",
         "directory": root / "model_dir.onnx",
         "foreign_pt": root / "foreign.pt",
@@ -126,18 +96,9 @@ def test_cli_rejects_with_one_line_and_exit_2(files, capsys, tmp_path, kind, com
 
 def test_a_model_that_returns_the_wrong_size_fails_the_probe(tmp_path) -> None:
     """Shapes can be dynamic and still wrong: a stride-2 conv halves the frame."""
-    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
-    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
-    w = numpy_helper.from_array(np.full((3, 3, 3, 3), 0.05, np.float32), "w")
-    node = helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1], strides=[2, 2])
-    model = helper.make_model(
-        helper.make_graph([node], "g", [inp], [out], initializer=[w]),
-        opset_imports=[helper.make_opsetid("", 17)],
-    )
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "half.onnx"))
+    half = write_conv_onnx(tmp_path / "half.onnx", stride=2)
     with pytest.raises(ModelContractError, match=r"returns shape \[1, 3, 4, 4\] for a \[1, 3, 8, 8\] frame"):
-        load_runtime(tmp_path / "half.onnx")
+        load_runtime(half)
 
 
 def test_shipped_models_keep_the_contract() -> None:

@@ -95,7 +95,7 @@ def load_runtime(
     **opts: Any,
 ) -> Runtime:
     """Load ``model_path`` with ``backend`` (``auto``, ``onnxruntime``, ``tensorrt`` or ``torch``)
-    and check it against the model contract (``runtime.contract``).
+    and check it against the model contract (``qdr_core.runtime.contract``).
 
     ``tile_pixels`` / ``tile_overlap``: frames with more pixels than ``tile_pixels`` are restored in
     overlapping tiles, so memory is bounded by the tile, not the frame (``math.inf``: never tile).

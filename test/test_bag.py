@@ -274,6 +274,18 @@ def test_a_failed_eval_leaves_no_output_bag(work, capsys) -> None:
     assert sorted(p.name for p in root.iterdir()) == ["bag", "restored"]
 
 
+def test_a_failed_bag_make_leaves_nothing(work, capsys) -> None:
+    """The video is read inside the writer (a generator): before, its error left a bag behind."""
+    root = work["root"] / "make_fails"
+    root.mkdir()
+    (root / "broken.avi").write_bytes(b"not a video")
+    for source in ("missing.avi", "broken.avi"):
+        code = main(["bag", "make", "--task", "noise", "--video", str(root / source), "--output", str(root / "bag"),
+                     "--storage", "mcap"])  # fmt: skip
+        assert code == 2 and "video" in capsys.readouterr().err
+    assert sorted(p.name for p in root.iterdir()) == ["broken.avi"]
+
+
 def test_bag_writer_aborts_on_an_exception(work) -> None:
     target = work["root"] / "aborted" / "bag"
     with pytest.raises(ValueError, match="boom"), BagWriter(target, storage="mcap") as writer:

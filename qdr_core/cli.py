@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except QdrError as exc:
-        print(f"qdr {args.command}: error: {exc}", file=sys.stderr)
+        # Backend messages quoted in an error (onnxruntime's, torch's) may span lines; a user sees one.
+        message = " ".join(str(exc).split())
+        print(f"qdr {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"qdr {args.command}: interrupted", file=sys.stderr)

@@ -23,3 +23,7 @@ class ImageFormatError(QdrError):
 
 class BackendUnavailableError(QdrError):
     """The requested runtime backend cannot be imported or used on this machine."""
+
+
+class ModelContractError(ModelFileError):
+    """A model file loads but breaks the model contract (RGB in and out, any frame size, weights)."""

@@ -14,12 +14,15 @@ import pytest
 from qdr_core.bag.evaluate import evaluate_bag_offline
 from qdr_core.bag.io import (
     CLEAN_TOPIC,
+    FRAME_ID,
     IMAGE_TOPIC,
     INFO_TOPIC,
     RESTORED_TOPIC,
     BagReader,
     BagWriter,
+    camera_info_message,
     image_message,
+    verify_mcap,
 )
 from qdr_core.bag.make import frames_from_images, make_bag, quantize
 from qdr_core.cli import main
@@ -201,6 +204,94 @@ def test_bad_bags_name_the_problem(work, capsys, kind) -> None:
 def test_bad_bag_library_error(work) -> None:
     with pytest.raises(DataError, match="bag not found"):
         BagReader(work["root"] / "absent")
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+def garbage_in_the_middle(bag: Path, target: Path) -> Path:
+    """A copy of ``bag`` with 4 kB of random bytes over the middle of its storage file (page-aligned,
+    as a bad disk block would be)."""
+    shutil.copytree(bag, target)
+    data_file = next(p for p in target.iterdir() if p.suffix in (".db3", ".mcap"))
+    raw = bytearray(data_file.read_bytes())
+    middle = len(raw) // 2 // 4096 * 4096
+    raw[middle : middle + 4096] = np.random.default_rng(7).integers(0, 256, 4096, np.uint8).tobytes()
+    data_file.write_bytes(bytes(raw))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"), [("mcap", "fails its CRC check"), ("sqlite3", "integrity_check")]
+)
+def test_garbage_in_the_middle_of_a_bag_is_an_error(work, capsys, storage, message) -> None:
+    root = work["root"] / f"garbage_{storage}"
+    frames = [(f"f{i}", read_rgb(p)) for i, p in enumerate(list_images(work["clean"]) * 8)]
+    make_bag("noise", iter(frames), root / "good", storage=storage, start_ns=START)
+    if storage == "mcap":
+        mcap = next((root / "good").glob("*.mcap"))
+        verify_mcap(mcap)  # the untouched bag passes (test_a_chunk_crc_... shows its CRCs are set)
+    bad = garbage_in_the_middle(root / "good", root / "bad")
+    out_json, out_bag = root / "r.json", root / "restored"
+    code = main(["bag", "eval", "--bag", str(bad), "--model", str(work["onnx"]), "--json", str(out_json),
+                 "--output-bag", str(out_bag), "--detector", "none"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and str(bad) in err and err.count("\n") == 1, err
+    assert not out_json.exists() and not out_bag.exists()
+
+
+def test_a_chunk_crc_catches_one_flipped_byte(work) -> None:
+    bag = work["root"] / "flip"
+    make_bag("noise", frames_from_images(work["clean"]), bag, storage="mcap", start_ns=START)
+    mcap = next(bag.glob("*.mcap"))
+    raw = bytearray(mcap.read_bytes())
+    raw[len(raw) // 3] ^= 0x01  # inside the one chunk: image bytes
+    mcap.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="fails its CRC check"):
+        BagReader(bag)
+
+
+def test_a_failed_eval_leaves_no_output_bag(work, capsys) -> None:
+    """The third frame is malformed: two restored frames were already written when it fails."""
+    root = work["root"] / "fails_late"
+    bag, out_bag, out_json = root / "bag", root / "restored", root / "r.json"
+    with BagWriter(bag) as writer:
+        for i, path in enumerate(list_images(work["clean"])):
+            msg = image_message(read_rgb(path), "rgb8", START + i, FRAME_ID)
+            if i == 2:
+                msg.data = msg.data[:10]
+            writer.write(IMAGE_TOPIC, msg, START + i)
+    argv = ["bag", "eval", "--bag", str(bag), "--model", str(work["onnx"]), "--json", str(out_json),
+            "--output-bag", str(out_bag), "--detector", "none"]  # fmt: skip
+    assert main(argv) == 2 and "malformed" in capsys.readouterr().err
+    assert sorted(p.name for p in root.iterdir()) == ["bag"]  # no output bag, no staging folder, no JSON
+
+    # --overwrite replaces an existing bag only with a complete one: a failed run keeps the old one.
+    make_bag("noise", frames_from_images(work["clean"]), out_bag, start_ns=START)
+    before = sorted((p.name, p.stat().st_size) for p in out_bag.iterdir())
+    assert main([*argv, "--overwrite"]) == 2
+    assert sorted((p.name, p.stat().st_size) for p in out_bag.iterdir()) == before
+    assert sorted(p.name for p in root.iterdir()) == ["bag", "restored"]
+
+
+def test_a_failed_bag_make_leaves_nothing(work, capsys) -> None:
+    """The video is read inside the writer (a generator): before, its error left a bag behind."""
+    root = work["root"] / "make_fails"
+    root.mkdir()
+    (root / "broken.avi").write_bytes(b"not a video")
+    for source in ("missing.avi", "broken.avi"):
+        code = main(["bag", "make", "--task", "noise", "--video", str(root / source), "--output", str(root / "bag"),
+                     "--storage", "mcap"])  # fmt: skip
+        assert code == 2 and "video" in capsys.readouterr().err
+    assert sorted(p.name for p in root.iterdir()) == ["broken.avi"]
+
+
+def test_bag_writer_aborts_on_an_exception(work) -> None:
+    target = work["root"] / "aborted" / "bag"
+    with pytest.raises(ValueError, match="boom"), BagWriter(target, storage="mcap") as writer:
+        writer.write(INFO_TOPIC, camera_info_message(4, 4, START, FRAME_ID), START)
+        raise ValueError("boom")
+    assert list(target.parent.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- live

@@ -439,6 +439,26 @@ def test_parallel_frames_restore_in_order(client, reference):
     assert client.set_param("parallel_frames", 1)[0]
 
 
+def test_contract_violations_fail_configure_in_one_line(client, model, node_proc, tmp_path):
+    """A model file that loads but cannot restore a frame (issue #12) fails configure with the
+    model contract's line; the node lives on and configures once the parameter is fixed."""
+    from qdr_core.export.random_model import write_conv_onnx
+
+    assert client.state() == "unconfigured"
+    bad = {
+        "output has 1 channel(s)": write_conv_onnx(tmp_path / "one_channel.onnx", out_channels=1),
+        "size_multiple='100000'": write_conv_onnx(
+            tmp_path / "huge.onnx", metadata={"size_multiple": "100000"}
+        ),
+    }
+    for message, path in bad.items():
+        assert client.set_param("model_path", str(path))[0]
+        assert not client.transition(Transition.TRANSITION_CONFIGURE)
+        assert client.state() == "unconfigured" and node_proc.alive()
+        assert message in node_proc.log.read_text()
+    assert client.set_param("model_path", str(model))[0]
+
+
 def test_bad_model_path_fails_configure_and_recovers(client, model, node_proc):
     assert client.state() == "unconfigured"
     assert client.set_param("model_path", "/nonexistent/model.onnx")[0]

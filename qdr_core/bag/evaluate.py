@@ -210,15 +210,19 @@ def evaluate_bag_offline(
     grid_frames: int = 3,
     max_frames: int | None = None,
     storage: str = "sqlite3",
+    overwrite: bool = False,
 ) -> tuple[dict[str, Any], FrameScorer]:
-    """Restore every frame of ``bag`` with ``runtime``; returns (result dict, scorer with grid/rows)."""
+    """Restore every frame of ``bag`` with ``runtime``; returns (result dict, scorer with grid/rows).
+
+    ``output_bag`` appears only once the whole bag was restored (built under a temporary name).
+    """
     bag = Path(bag)
     with BagReader(bag) as reader:
         inp, clean = resolve_topics(reader, input_topic, clean_topic)
         n_input = reader.count(inp)
         scorer = FrameScorer(detector, pick_indices(min(n_input, max_frames or n_input), grid_frames))
         infer_s: list[float] = []
-        writer = BagWriter(output_bag, storage) if output_bag else None
+        writer = BagWriter(output_bag, storage, overwrite=overwrite) if output_bag else None
         index = 0
 
         class _Done(Exception):
@@ -230,11 +234,7 @@ def evaluate_bag_offline(
                 raise _Done
             degraded = decode_or_error(image, bag)
             reference = decode_or_error(partner, bag) if partner is not None else None
-            if reference is not None and reference.shape != degraded.shape:
-                raise DataError(
-                    f"bag {bag}: frame at stamp {image.stamp_ns} is {degraded.shape} on {inp} but "
-                    f"{reference.shape} on {clean}"
-                )
+            _check_same_shape(bag, image.stamp_ns, (inp, degraded), (clean, reference))
             start = time.perf_counter()
             restored = runtime.infer(degraded)
             elapsed = time.perf_counter() - start
@@ -254,15 +254,16 @@ def evaluate_bag_offline(
                 _, unmatched = pair_by_stamp(reader, inp, clean, on_pair)
             except _Done:
                 unmatched = 0
-            if writer is not None and reader.has_topic(INFO_TOPIC):
-                for topic, msgtype, log_ns, raw in reader.raw_messages([INFO_TOPIC]):
-                    if msgtype == INFO_TYPE:
-                        writer.write_raw(topic, msgtype, raw, log_ns)
-        finally:
+            if index == 0:
+                raise DataError(f"bag {bag}: no frames on {inp}")
             if writer is not None:
-                writer.close()
-    if index == 0:
-        raise DataError(f"bag {bag}: no frames on {inp}")
+                _copy_camera_info(reader, writer)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
     timing = percentiles_ms(infer_s)
     result = {
         "mode": "offline",
@@ -279,6 +280,24 @@ def evaluate_bag_offline(
         "frames": scorer.rows,
     }
     return result, scorer
+
+
+def _check_same_shape(bag: Path, stamp_ns: int, degraded: tuple, reference: tuple) -> None:
+    """A paired clean frame must be the degraded frame's size; each argument is (topic, array)."""
+    (inp, image), (clean, ref) = degraded, reference
+    if ref is not None and ref.shape != image.shape:
+        raise DataError(
+            f"bag {bag}: frame at stamp {stamp_ns} is {image.shape} on {inp} but {ref.shape} on {clean}"
+        )
+
+
+def _copy_camera_info(reader: BagReader, writer: BagWriter) -> None:
+    """Carry the input bag's camera_info messages over to the restored bag unchanged."""
+    if not reader.has_topic(INFO_TOPIC):
+        return
+    for topic, msgtype, log_ns, raw in reader.raw_messages([INFO_TOPIC]):
+        if msgtype == INFO_TYPE:
+            writer.write_raw(topic, msgtype, raw, log_ns)
 
 
 __all__ = ["FrameScorer", "evaluate_bag_offline", "no_reference_stats", "topic_name"]

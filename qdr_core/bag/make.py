@@ -109,8 +109,8 @@ def make_bag(
             writer.write(IMAGE_TOPIC, image_message(degraded, encoding, stamp, frame_id), stamp)
             writer.write(CLEAN_TOPIC, image_message(clean, encoding, stamp, frame_id), stamp)
             names.append(name)
-    if not names:
-        raise DataError("no frames to write")
+        if not names:
+            raise DataError("no frames to write")
     return {
         "bag": str(output),
         "task": task,

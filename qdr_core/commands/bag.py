@@ -88,21 +88,12 @@ def run_make(args: argparse.Namespace) -> int:
 
 def remove_bag(path) -> None:
     """Delete a previous output bag; only a folder that is a bag (has metadata.yaml) is deleted."""
-    import shutil
-    from pathlib import Path
+    from qdr_core.bag.io import remove_bag as remove
 
-    from qdr_core.errors import DataError
-
-    path = Path(path)
-    if not path.exists():
-        return
-    if not (path.is_dir() and (path / "metadata.yaml").is_file()):
-        raise DataError(f"{path} exists and is not a ROS 2 bag: not overwriting it")
-    shutil.rmtree(path)
+    remove(path)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     from qdr_core.detect import build_detector
@@ -128,12 +119,10 @@ def run_eval(args: argparse.Namespace) -> int:
         output_bag = (
             Path(args.output_bag) if args.output_bag else Path(str(Path(args.bag)).rstrip("/") + "_restored")
         )
-        if args.overwrite:
-            remove_bag(output_bag)
         with load_runtime(args.model, backend=args.backend, num_threads=args.threads) as runtime:
             result, scorer = evaluate_bag_offline(
                 args.bag, runtime, output_bag, args.input_topic, clean_topic, detector,
-                max_frames=args.max_frames, storage=args.storage,
+                max_frames=args.max_frames, storage=args.storage, overwrite=args.overwrite,
             )  # fmt: skip
     print(summary_line(result))
     if args.report:
@@ -143,8 +132,9 @@ def run_eval(args: argparse.Namespace) -> int:
             write_report(result, scorer, args.report, title=f"qdr bag eval ({result['mode']})")
         )
         print(f"report: {result['report']} (+ report.html)")
-    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json_out).write_text(json.dumps(result, indent=2))
+    from qdr_core.commands import write_json_atomic
+
+    write_json_atomic(args.json_out, result)
     print(f"wrote {args.json_out}")
     return 0
 

@@ -27,9 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
     from qdr_core.evaluate import evaluate_runtime
     from qdr_core.runtime import load_runtime
 
@@ -51,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         f"[{result['backend']}]"
     )
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(result, indent=2))
+        from qdr_core.commands import write_json_atomic
+
+        write_json_atomic(args.json_out, result)
         print(f"wrote {args.json_out}")
     return 0

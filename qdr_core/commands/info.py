@@ -58,6 +58,14 @@ def describe_onnx(path: str) -> dict:
     }
 
 
+def check_model(path: str) -> None:
+    """A file ``qdr restore`` would reject is not described as if it were a model."""
+    from qdr_core.runtime import load_runtime
+
+    backend = "onnxruntime" if path.endswith(".onnx") else "torch"
+    load_runtime(path, backend=backend, num_threads=1).close()
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -69,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
         names = list(PRESETS) if args.preset == "all" else [args.preset]
         rows = [describe_preset(n, args.height, args.width) for n in names]
     elif Path(args.model).suffix == ".onnx":
+        check_model(args.model)
         rows = [describe_onnx(args.model)]
     elif Path(args.model).suffix == ".pt":
+        check_model(args.model)
         from qdr_core.models.checkpoint import read_checkpoint
         from qdr_core.models.complexity import count_macs, count_params
         from qdr_core.quant.qat_model import load_model

@@ -14,6 +14,8 @@ from typing import Any
 
 from qdr_core.errors import BackendUnavailableError, ConfigError, ModelFileError
 from qdr_core.runtime.base import Runtime, pad_image, to_uint8
+from qdr_core.runtime.contract import DEFAULT_CONTRACT, ModelContract, check_runtime
+from qdr_core.runtime.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_PIXELS
 
 BACKENDS = ("onnxruntime", "tensorrt", "torch")
 BACKEND_CHOICES = ("auto", *BACKENDS)
@@ -28,6 +30,9 @@ _INSTALL_HINTS = {
 __all__ = [
     "BACKENDS",
     "BACKEND_CHOICES",
+    "DEFAULT_TILE_OVERLAP",
+    "DEFAULT_TILE_PIXELS",
+    "ModelContract",
     "Runtime",
     "auto_backend",
     "available_backends",
@@ -84,17 +89,44 @@ def load_runtime(
     backend: str = "auto",
     num_threads: int = 0,
     engine_cache_dir: str | os.PathLike | None = None,
+    tile_pixels: float = DEFAULT_TILE_PIXELS,
+    tile_overlap: int = DEFAULT_TILE_OVERLAP,
+    contract: ModelContract = DEFAULT_CONTRACT,
     **opts: Any,
 ) -> Runtime:
-    """Load ``model_path`` with ``backend`` (``auto``, ``onnxruntime``, ``tensorrt`` or ``torch``).
+    """Load ``model_path`` with ``backend`` (``auto``, ``onnxruntime``, ``tensorrt`` or ``torch``)
+    and check it against the model contract (``qdr_core.runtime.contract``).
 
+    ``tile_pixels`` / ``tile_overlap``: frames with more pixels than ``tile_pixels`` are restored in
+    overlapping tiles, so memory is bounded by the tile, not the frame (``math.inf``: never tile).
     ``opts`` go to the backend's constructor: ``providers`` (onnxruntime), ``device`` (torch),
     ``precision`` / ``dla_core`` / ``opt_size`` / ``max_size`` ... (tensorrt).
 
     Raises:
         BackendUnavailableError: unknown backend, or its dependency is not installed.
         ModelFileError: the file is missing, corrupt or not what the backend reads.
+        ModelContractError: the file loads but cannot restore a camera frame (one line).
+        ConfigError: an option the backend does not take, or a bad tile setting.
     """
+    if os.path.isdir(model_path):
+        raise ModelFileError(f"{model_path} is a directory, not a model file (.onnx or .pt)")
+    runtime = _open(model_path, backend, num_threads, engine_cache_dir, **opts)
+    try:
+        runtime.set_tiling(tile_pixels, tile_overlap)
+        check_runtime(runtime, contract)
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime
+
+
+def _open(
+    model_path: str | os.PathLike,
+    backend: str,
+    num_threads: int,
+    engine_cache_dir: str | os.PathLike | None,
+    **opts: Any,
+) -> Runtime:
     backend = str(backend).strip().lower()
     if backend not in BACKEND_CHOICES:
         raise BackendUnavailableError(

@@ -13,7 +13,8 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from qdr_core.errors import ImageFormatError
+from qdr_core.errors import ConfigError, ImageFormatError
+from qdr_core.runtime.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_PIXELS, needs_tiling, plan_tiles
 from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, pad_amounts
 
 _INV_255 = np.float32(1.0 / 255.0)
@@ -60,6 +61,10 @@ class Runtime(abc.ABC):
         size_multiple: H and W the model accepts must divide by this; ``infer`` pads to it.
         metadata: free-form key/value strings stored with the model (ONNX ``metadata_props``).
         concurrent: ``infer`` may be called from several threads at once.
+        signature: the input/output shapes and weight count the backend read from the file
+            (``contract.ModelSignature``), None when it cannot tell before running.
+        tile_pixels / tile_overlap: frames larger than ``tile_pixels`` run in overlapping tiles
+            (``tiling``); set with ``set_tiling``.
     """
 
     name: str = "base"
@@ -73,7 +78,28 @@ class Runtime(abc.ABC):
         self.num_threads = int(num_threads)
         self.size_multiple = DEFAULT_SIZE_MULTIPLE
         self.metadata: dict[str, str] = {}
+        self.signature = None
+        self.tile_pixels: float = DEFAULT_TILE_PIXELS
+        self.tile_overlap = DEFAULT_TILE_OVERLAP
+        #: Largest (H, W) one run accepts (a TensorRT profile's maximum); larger frames are tiled.
+        self.max_tile_shape: tuple[int, int] | None = None
         self._closed = False
+
+    def set_tiling(
+        self, tile_pixels: float = DEFAULT_TILE_PIXELS, overlap: int = DEFAULT_TILE_OVERLAP
+    ) -> None:
+        """Restore frames above ``tile_pixels`` pixels in tiles overlapping by ``overlap`` pixels
+        (``math.inf``: always whole)."""
+        if not (isinstance(tile_pixels, (int, float)) and tile_pixels > 0):
+            raise ConfigError(f"tile_pixels must be a positive number of pixels, got {tile_pixels!r}")
+        if not (isinstance(overlap, int) and overlap >= 0):
+            raise ConfigError(f"tile_overlap must be an integer >= 0, got {overlap!r}")
+        self.tile_pixels, self.tile_overlap = tile_pixels, overlap
+
+    def _tiles(self, h: int, w: int):
+        if not needs_tiling(h, w, self.size_multiple, self.tile_pixels, self.max_tile_shape):
+            return None
+        return plan_tiles(h, w, self.size_multiple, self.tile_pixels, self.tile_overlap, self.max_tile_shape)
 
     @abc.abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -93,12 +119,23 @@ class Runtime(abc.ABC):
             raise RuntimeError(f"{self.name} runtime for {self.model_path} is closed")
         check_rgb(image)
         h, w = image.shape[:2]
-        padded = pad_image(np.ascontiguousarray(image, dtype=np.float32), self.size_multiple)
-        out = self._run_checked(hwc_to_nchw(padded), h, w)
-        result = nchw_to_hwc(out[0, :, :h, :w])
+        tiles = self._tiles(h, w)
+        if tiles is not None:
+            result = np.empty((h, w, 3), np.float32)
+            for tile in tiles:
+                result[tile.core] = self._infer_whole(image[tile.source])[tile.crop]
+        else:
+            result = self._infer_whole(image)
         # The exported graph ends with the global residual Add and is deliberately unclamped.
         np.clip(result, 0.0, 1.0, out=result)
         return result
+
+    def _infer_whole(self, image: np.ndarray) -> np.ndarray:
+        """One HxWx3 image through the model in one run; unclipped HxWx3 float32."""
+        h, w = image.shape[:2]
+        padded = pad_image(np.ascontiguousarray(image, dtype=np.float32), self.size_multiple)
+        out = self._run_checked(hwc_to_nchw(padded), h, w)
+        return nchw_to_hwc(out[0, :, :h, :w])
 
     def infer_uint8(self, rgb: np.ndarray) -> np.ndarray:
         """Restore one HxWx3 uint8 RGB image; returns HxWx3 uint8 RGB (rounded, not truncated)."""
@@ -113,6 +150,18 @@ class Runtime(abc.ABC):
         rounding) pass, instead of a float HxWx3 image in between.
         """
         check_rgb(rgb, np.uint8)
+        h, w = rgb.shape[:2]
+        tiles = self._tiles(h, w)
+        if tiles is None:
+            return self._planes8_whole(rgb)
+        # Only the uint8 output planes have the frame's size; float buffers have the tile's.
+        planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+        for tile in tiles:
+            for plane, part in zip(planes, self._planes8_whole(rgb[tile.source])):
+                plane[tile.core] = part[tile.crop]
+        return planes
+
+    def _planes8_whole(self, rgb: np.ndarray) -> list[np.ndarray]:
         h, w = rgb.shape[:2]
         ph, pw = pad_amounts(h, w, self.size_multiple)
         if ph or pw:

@@ -1,4 +1,4 @@
-"""Read an ONNX file's ``metadata_props`` without the ``onnx`` package.
+"""Read an ONNX file's ``metadata_props`` (and count its weights) without the ``onnx`` package.
 
 The TensorRT runtime needs the model's ``size_multiple`` (how its inputs are padded) but must start
 on a Jetson that has neither torch nor onnx installed; its ONNX parser does not expose metadata.
@@ -13,6 +13,9 @@ import os
 from qdr_core.errors import ModelFileError
 
 _METADATA_FIELD = 14
+_GRAPH_FIELD = 7
+# GraphProto: initializer = 5, sparse_initializer = 15.
+_WEIGHT_FIELDS = (5, 15)
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -52,11 +55,27 @@ def _fields(buf: bytes):
         yield number, wire, value
 
 
+def _read(path: str | os.PathLike) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def count_weights(path: str | os.PathLike) -> int:
+    """Weight tensors (initializers) of the ONNX model's main graph: 0 for an empty placeholder."""
+    try:
+        count = 0
+        for number, wire, value in _fields(_read(path)):
+            if number == _GRAPH_FIELD and wire == 2:
+                count += sum(1 for n, w, _ in _fields(value) if n in _WEIGHT_FIELDS and w == 2)
+        return count
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: cannot read the ONNX graph ({type(exc).__name__}: {exc})") from exc
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """``metadata_props`` of the ONNX model at ``path`` as a dict (later keys win)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = _read(path)
         meta: dict[str, str] = {}
         for number, wire, value in _fields(data):
             if number != _METADATA_FIELD or wire != 2:

@@ -14,11 +14,26 @@ import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ModelFileError
 from qdr_core.runtime.base import Runtime
+from qdr_core.runtime.contract import ModelSignature
+from qdr_core.runtime.onnx_metadata import count_weights
 
 # Providers tried by default, best first. TensorRT-in-onnxruntime is left out on purpose: it builds
 # an engine on every start without our cache; the dedicated tensorrt backend does that properly.
 _PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+#: Runs on more pixels than this hand their arena growth back afterwards. onnxruntime's CPU arena
+#: otherwise keeps the peak of the largest frame ever seen (about 100 MB per megapixel) until the
+#: session closes; frames up to about 1280x720 keep theirs, which saves re-allocating every frame.
+ARENA_KEEP_PIXELS = 1280 * 736
+
+
+def _dims(shape) -> tuple[int | None, ...]:
+    """onnxruntime reports a dynamic dim as a name (str) or None; fixed ones as ints."""
+    return tuple(d if isinstance(d, int) else None for d in shape)
+
+
+def _type_name(onnx_type: str) -> str:
+    return onnx_type.removeprefix("tensor(").removesuffix(")")
 
 
 def _import_ort():
@@ -55,6 +70,8 @@ class OnnxRuntime(Runtime):
     ) -> None:
         super().__init__(str(model_path), num_threads)
         ort = _import_ort()
+        if os.path.isdir(self.model_path):
+            raise ModelFileError(f"{self.model_path} is a directory, not an ONNX model file")
         if not os.path.isfile(self.model_path):
             raise ModelFileError(f"ONNX model not found: {self.model_path}")
         opts = ort.SessionOptions()
@@ -83,15 +100,27 @@ class OnnxRuntime(Runtime):
             raise ModelFileError(f"{self.model_path}: expected a 3-channel RGB input, got {channels}")
         if not outputs:
             raise ModelFileError(f"{self.model_path}: the graph has no output")
+        self.arena_keep_pixels: float = ARENA_KEEP_PIXELS
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.input_name = inputs[0].name
         self._input_dtype = _FLOAT_TYPES[inputs[0].type]
         # The exports name their image output "output"; anything else extra (e.g. gate maps) is ignored.
         names = [o.name for o in outputs]
         self.output_name = "output" if "output" in names else names[0]
+        output = outputs[names.index(self.output_name)]
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         multiple = self.metadata.get("size_multiple")
-        if multiple is not None and multiple.isdigit() and int(multiple) > 0:
+        # An out-of-range value is kept so that the model contract (load_runtime) rejects it.
+        if multiple is not None and multiple.strip().isdigit() and int(multiple) > 0:
             self.size_multiple = int(multiple)
+        self.signature = ModelSignature(
+            input_shape=_dims(inputs[0].shape),
+            output_shape=_dims(output.shape),
+            input_type=_type_name(inputs[0].type),
+            output_type=_type_name(output.type),
+            n_weights=count_weights(self.model_path),
+        )
 
     @property
     def active_providers(self) -> list[str]:
@@ -100,7 +129,10 @@ class OnnxRuntime(Runtime):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._input_dtype is not np.float32:
             batch = batch.astype(self._input_dtype)
-        (out,) = self._session.run([self.output_name], {self.input_name: batch})
+        big = batch.shape[2] * batch.shape[3] > self.arena_keep_pixels
+        (out,) = self._session.run(
+            [self.output_name], {self.input_name: batch}, self._shrink if big else None
+        )
         return np.asarray(out, dtype=np.float32)
 
     def _release(self) -> None:

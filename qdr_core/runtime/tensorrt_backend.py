@@ -23,6 +23,7 @@ import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ImageFormatError, ModelFileError
 from qdr_core.runtime.base import Runtime
+from qdr_core.runtime.contract import check_size_multiple
 from qdr_core.runtime.onnx_metadata import read_metadata
 from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, round_up_size
 
@@ -266,10 +267,13 @@ class TensorRTRuntime(Runtime):
         multiple = self.metadata.get("size_multiple", "")
         if multiple.isdigit() and int(multiple) > 0:
             self.size_multiple = int(multiple)
+        # Checked before the profile is sized from it (load_runtime checks the rest after loading).
+        check_size_multiple(self)
         # Profile sizes round up to the model's multiple (1080 -> 1088 for a 32-multiple model):
         # ``infer`` pads every frame to that multiple anyway.
         self.opt_size = round_up_size(opt_size, self.size_multiple)
         self.max_size = round_up_size(max_size, self.size_multiple)
+        self.max_tile_shape = self.max_size  # frames beyond the profile run in tiles
         self.workspace_bytes = int(workspace_bytes)
         self._profile = profile_shapes(self.opt_size, self.max_size, self.size_multiple)
         self._logger = _make_logger(trt)

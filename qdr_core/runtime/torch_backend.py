@@ -12,6 +12,7 @@ import numpy as np
 
 from qdr_core.errors import BackendUnavailableError
 from qdr_core.runtime.base import Runtime
+from qdr_core.runtime.contract import ModelSignature
 
 
 class TorchRuntime(Runtime):
@@ -66,6 +67,12 @@ class TorchRuntime(Runtime):
     def _attach(self, model) -> None:
         self.model = model.eval()
         self.size_multiple = int(getattr(model, "size_multiple", self.size_multiple))
+        # A module has no static shapes; the contract's probe frame checks what it returns.
+        self.signature = ModelSignature(
+            input_shape=(None, 3, None, None),
+            output_shape=(None, 3, None, None),
+            n_weights=sum(1 for _ in model.parameters()),
+        )
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch

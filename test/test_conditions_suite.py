@@ -39,7 +39,9 @@ def _image_model(path, nodes, initializers=()) -> str:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("suite_models")
-    identity = _image_model(root / "identity.onnx", [helper.make_node("Identity", ["x"], ["y"])])
+    # x * 1: the identity, with the one weight the model contract asks of every model file.
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    identity = _image_model(root / "identity.onnx", [helper.make_node("Mul", ["x", "one"], ["y"])], [one])
     half = helper.make_tensor("k", TensorProto.FLOAT, [], [0.5])
     darken = _image_model(root / "darken.onnx", [helper.make_node("Mul", ["x", "k"], ["y"])], [half])
     return {"identity": identity, "darken": darken}

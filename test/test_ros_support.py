@@ -13,16 +13,15 @@ import yaml
 
 from qdr_core.errors import ConfigError, ImageFormatError
 from qdr_core.frame_restore import restore_compressed, restore_raw
-from qdr_core.node_params import (
+from qdr_core.node.params import (
     QOS_PRESETS,
     RUNTIME_PARAMS,
     NodeParams,
     auto_reliability,
     parse_qos,
     resolve_model_path,
-    source_root,
 )
-from qdr_core.stream import (
+from qdr_core.node.stream import (
     KeepLatestWorker,
     LatencyWindow,
     LatestSlot,
@@ -30,6 +29,7 @@ from qdr_core.stream import (
     RateMeter,
     StreamCounters,
 )
+from qdr_core.paths import source_root
 
 REPO = Path(__file__).resolve().parents[1]
 

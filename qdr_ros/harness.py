@@ -134,7 +134,9 @@ class NodeClient:
     deserialized 921 kB per frame would take CPU from the node being measured.
     """
 
-    def __init__(self, domain: int, namespace: str = "", raw_outputs: bool = False) -> None:
+    def __init__(
+        self, domain: int, namespace: str = "", raw_outputs: bool = False, camera_depth: int = 10
+    ) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
         ns = namespace or "/"
@@ -143,7 +145,8 @@ class NodeClient:
         self.change = self.node.create_client(ChangeState, f"{target}/change_state")
         self.get = self.node.create_client(GetState, f"{target}/get_state")
         self.set_params = self.node.create_client(SetParameters, f"{target}/set_parameters")
-        self.image_pub = self.node.create_publisher(Image, "image_raw", RELIABLE)
+        camera = QoSProfile(depth=camera_depth, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "image_raw", camera)
         self.compressed_pub = self.node.create_publisher(CompressedImage, "image_raw/compressed", RELIABLE)
         self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
         self.images: list[Image] = []
@@ -272,6 +275,7 @@ def node_session(
     namespace: str = "",
     domain: int | None = None,
     raw_outputs: bool = False,
+    camera_depth: int = 10,
     **env: str,
 ) -> Iterator[tuple[NodeProcess, NodeClient]]:
     """Start the node (``params`` over the defaults) and a client in a private domain; stop both
@@ -291,7 +295,7 @@ def node_session(
         for k in _DROPPED_ENV:
             os.environ.pop(k, None)
         os.environ.update(ours)
-        client = NodeClient(domain, namespace, raw_outputs)
+        client = NodeClient(domain, namespace, raw_outputs, camera_depth)
         yield proc, client
     finally:
         if client is not None:

@@ -208,10 +208,9 @@ def test_bad_bag_library_error(work) -> None:
 
 def test_live_replay_through_the_real_node(work, tmp_path) -> None:
     pytest.importorskip("rclpy", reason="ROS 2 rclpy is not importable (pip install -r requirements-ros.txt)")
-    from qdr_core.bag.live import LiveOptions, evaluate_bag_live, rclpy_available
+    from qdr_core.node.live import LiveOptions
+    from qdr_ros.live import evaluate_bag_live
 
-    if rclpy_available():
-        pytest.skip(rclpy_available())
     frames = [(f"f{i}", read_rgb(list_images(work["clean"])[i % 3])) for i in range(20)]
     bag = tmp_path / "live_bag"
     make_bag("noise", iter(frames), bag, rate=20.0)

@@ -222,6 +222,10 @@ def test_live_replay_through_the_real_node(work, tmp_path) -> None:
     lat = result["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] < 5000
     assert result["throughput_fps"] > 0 and result["node_exit_code"] == 0
+    # The node's own account of every frame (warm-up frames included): where the missing ones went.
+    counters = result["node_counters"]
+    assert set(counters) >= {"received", "lost", "throttled", "dropped", "rejected", "failed", "published"}
+    assert counters["published"] >= result["frames_received"] and counters["failed"] == 0
     # The node's 8-bit output scores like the offline float output, up to rounding.
     with load_runtime(work["onnx"], backend="onnxruntime") as runtime:
         offline, _ = evaluate_bag_offline(bag, runtime)

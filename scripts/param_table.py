@@ -1,5 +1,6 @@
 """Write (or --check) the files generated from the node's parameter table
-(qdr_core/node/params.py): config/restore.yaml and the parameter table in README.md.
+(qdr_core/node/params.py): config/restore.yaml and the parameter tables in README.md and
+docs/ros_node.md.
 
     .venv/bin/python scripts/param_table.py           # rewrite both
     .venv/bin/python scripts/param_table.py --check   # exit 1 if either is out of date
@@ -15,11 +16,12 @@ from qdr_core.node.params import render_config, replace_table
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "restore.yaml"
-README = REPO / "README.md"
+TABLES = (REPO / "README.md", REPO / "docs" / "ros_node.md")
 
 
 def expected() -> dict[Path, str]:
-    return {CONFIG: render_config(), README: replace_table(README.read_text(encoding="utf-8"))}
+    tables = {path: replace_table(path.read_text(encoding="utf-8")) for path in TABLES}
+    return {CONFIG: render_config(), **tables}
 
 
 def main(argv: list[str] | None = None) -> int:

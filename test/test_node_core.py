@@ -42,8 +42,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_config_and_readme_are_generated_from_the_table():
     assert (REPO / "config" / "restore.yaml").read_text() == render_config()
-    readme = (REPO / "README.md").read_text()
-    assert replace_table(readme) == readme, "README parameter table is stale: run scripts/param_table.py"
+    for doc in ("README.md", "docs/ros_node.md"):
+        text = (REPO / doc).read_text()
+        assert replace_table(text) == text, f"{doc}: parameter table is stale: run scripts/param_table.py"
     assert all(f"| `{p.name}` |" in render_table() for p in PARAMETERS)
 
 

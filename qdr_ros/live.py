@@ -128,7 +128,7 @@ def _replay(client: NodeClient, proc: NodeProcess, frames: list[_Frame], opts: L
     client.wait(lambda: all(s in client.received for s in sent), opts.drain_timeout)
     # The counters after the last frame: the next report is at most diagnostics_period away.
     client.diag = {}
-    client.wait(lambda: bool(client.diag) or not proc.alive(), 5.0)
+    client.wait(lambda: bool(client.diag) or not proc.alive(), 3.0)
     diagnostics = dict(client.diag)
     for name in ("deactivate", "cleanup"):
         if not client.transition(name, 15.0, proc.alive):
@@ -141,7 +141,7 @@ def _run_node(frames: list[_Frame], model: Path, opts: LiveOptions, say) -> tupl
     namespace = f"/qdr_replay_{os.getpid()}_{random.randint(0, 99999)}"
     params = {"model_path": str(model), "backend": opts.backend, "num_threads": int(opts.num_threads),
               "input_qos": "RELIABLE", "output_qos": "RELIABLE", "warmup_frames": 2,
-              "diagnostics_period": 0.25, **opts.extra_params}  # fmt: skip
+              "diagnostics_period": 1.0, **opts.extra_params}  # fmt: skip
     session = node_session(
         log_dir, params, namespace, opts.domain_id, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST"
     )

@@ -259,3 +259,16 @@ def test_open_runtime_errors_are_one_line(tmp_path):
             open_runtime(NodeParams(model_path=str(path), backend="onnxruntime"), [])
         message = str(info.value)
         assert "\n" not in message and words in message and sys.prefix not in message, message
+
+
+def test_the_node_core_imports_no_ros():
+    import subprocess
+
+    code = (
+        "import sys, qdr_core.node.params, qdr_core.node.runtime, qdr_core.node.health, qdr_core.node.live, "
+        "qdr_core.node.frame_size, qdr_core.commands.demo, qdr_core.commands.bag, qdr_core.bench.node; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'qdr_ros', 'sensor_msgs')); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -119,7 +119,9 @@ class RestoreNode(LifecycleNode):
         self.release()
         return super().on_cleanup(state)
 
-    on_shutdown = on_cleanup  # the base class returns SUCCESS for both
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.get_logger().error(f"error in state {state.label}: releasing everything")

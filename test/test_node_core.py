@@ -229,11 +229,8 @@ def test_call_interruptibly_gives_up_at_once():
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    pytest.importorskip("torch")
-    from qdr_core.runtime.testing import write_random_model
-
-    return write_random_model(tmp_path_factory.mktemp("m"), preset="efm-t", seed=3).onnx
+def tiny_model() -> Path:
+    return REPO / "models" / "lowlight" / "int8_cpu.onnx"  # shipped; no torch needed
 
 
 def test_open_runtime_warm_up_is_interruptible(tiny_model):
@@ -241,7 +238,7 @@ def test_open_runtime_warm_up_is_interruptible(tiny_model):
     started = time.monotonic()
     with pytest.raises(Cancelled):
         open_runtime(params, [], cancelled=lambda: time.monotonic() - started > 0.5)
-    assert time.monotonic() - started < 1.5  # 1000 frames would take many seconds
+    assert time.monotonic() - started < 5.0  # 1000 frames would take half a minute or more
     opened = open_runtime(params.with_changes(warmup_frames=1), [])
     assert opened.model_file == tiny_model and opened.runtime.name == "onnxruntime"
     opened.runtime.close()

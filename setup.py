@@ -68,5 +68,7 @@ setup(
             "qdr = qdr_core.cli:main",
             "restore_node = qdr_ros.restore_node:main",
         ],
+        # The ROS side of `qdr bag eval --live` and `qdr demo`; qdr_core never imports qdr_ros.
+        "qdr.live": ["evaluate_bag = qdr_ros.live:evaluate_bag_live"],
     },
 )

@@ -25,14 +25,9 @@ from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "qdr_ros"
 
-# name -> (default, description). Empty defaults defer to params_file.
+# Launch-only arguments: name -> (default, description).
 ARGUMENTS: dict[str, tuple[str, str]] = {
     "params_file": ("", "Parameters YAML (default: the package's config/restore.yaml)"),
-    "task": ("", "Shipped model task: lowlight | haze | rain | noise"),
-    "model_variant": ("", "Shipped model variant: int8_cpu | int8_trt | fp32"),
-    "model_path": ("", "Explicit model file (.onnx / .pt); overrides task and model_variant"),
-    "backend": ("", "auto | tensorrt | onnxruntime | torch"),
-    "input_transport": ("", "raw | compressed"),
     "namespace": ("", "Namespace of the node and its relative topics"),
     "input_topic": ("image_raw", "Camera image topic"),
     "camera_info_topic": ("camera_info", "Camera info topic"),
@@ -41,7 +36,18 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "autostart": ("true", "Configure and activate the node automatically"),
     "log_level": ("info", "Node log level"),
 }
+# Node parameters a launch argument may override; empty (the default) keeps the params file's value.
 OVERRIDABLE = ("task", "model_variant", "model_path", "backend", "input_transport")
+
+
+def declared_arguments() -> dict[str, tuple[str, str]]:
+    """Every launch argument; the overriding ones described by the node's parameter table."""
+    from qdr_core.node.params import BY_NAME
+
+    overrides = {
+        name: ("", f"Overrides params_file when set: {BY_NAME[name].description}") for name in OVERRIDABLE
+    }
+    return {**ARGUMENTS, **overrides}
 
 
 def default_params_file() -> str:
@@ -56,7 +62,7 @@ def default_params_file() -> str:
 
 
 def _launch_setup(context: LaunchContext) -> list:
-    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    value = {name: LaunchConfiguration(name).perform(context) for name in declared_arguments()}
     overrides = {name: value[name] for name in OVERRIDABLE if value[name]}
     node = LifecycleNode(
         package=PACKAGE,
@@ -103,6 +109,6 @@ def _launch_setup(context: LaunchContext) -> list:
 def generate_launch_description() -> LaunchDescription:
     declared = [
         DeclareLaunchArgument(name, default_value=d, description=text)
-        for name, (d, text) in ARGUMENTS.items()
+        for name, (d, text) in declared_arguments().items()
     ]
     return LaunchDescription([*declared, OpaqueFunction(function=_launch_setup)])

@@ -1,4 +1,4 @@
-"""QoS names (qdr_core.node_params.QosSpec) -> rclpy QoSProfile, and ``auto`` matching."""
+"""QoS names (qdr_core.node.params.QosSpec) -> rclpy QoSProfile, and ``auto`` matching."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rclpy.qos import (
     qos_profile_system_default,
 )
 
-from qdr_core.node_params import QosSpec, auto_reliability
+from qdr_core.node.params import QosSpec, auto_reliability
 
 _RELIABILITY = {
     "reliable": ReliabilityPolicy.RELIABLE,

@@ -21,8 +21,7 @@ from qdr_core.paths import source_root
 ROOT = source_root()
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 MAX_FUNCTION_LINES = 80
-# TEMPORARY: the node branch splits these (it moves bag/live.py into qdr_ros). Empty it at the merge.
-LONG_FUNCTION_ALLOWLIST = {("qdr_core/bag/live.py", "evaluate_bag_live")}
+LONG_FUNCTION_ALLOWLIST: set[tuple[str, str]] = set()
 
 
 def _lint_imports(cwd: Path, *contracts: str) -> subprocess.CompletedProcess:

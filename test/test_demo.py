@@ -51,15 +51,20 @@ def test_demo_reduced_run(tmp_path, capsys) -> None:
     captured = capsys.readouterr()
     assert code == 0, captured.err
     result = json.loads((out / "result.json").read_text())
-    assert (
-        result["n_frames"] == 6
-        and "psnr_input" in result
-        and result["detection"]["degraded"]["n_reference"] > 0
-    )
+    # Live, the node may drop a frame when the machine is loaded (its counters say so): the scored
+    # frames are the ones that came back.
+    scored = result["frames_received"] if result["mode"] == "live" else 6
+    assert result["n_frames"] == scored and "psnr_input" in result
+    assert result["detection"]["degraded"]["n_reference"] > 0
     assert "PSNR (dB)" in captured.out and "report:" in captured.out
     assert (out / "report" / "report.html").is_file() and (out / "report" / "grid.png").is_file()
     if result["mode"] == "live":
-        assert result["frames_received"] >= 1 and result["latency_ms"]["p95"] > 0
+        assert (
+            result["frames_sent"] == 6 and result["frames_received"] >= 1 and result["latency_ms"]["p95"] > 0
+        )
+        counters = result["node_counters"]
+        missing = counters["dropped"] + counters["lost"] + counters["throttled"] + counters["failed"]
+        assert result["frames_dropped"] <= missing, counters  # every missing frame is accounted for
     else:
         assert "OFFLINE" in captured.out
     # A second run replaces the previous demo bag instead of failing.

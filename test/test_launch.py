@@ -27,19 +27,23 @@ EXPECTED_ARGS = {
 }
 
 
-def _arguments_table() -> dict[str, tuple[str, str]]:
+def _literal(name: str):
     tree = ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
     for node in tree.body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "ARGUMENTS":
+        target = (
+            node.target
+            if isinstance(node, ast.AnnAssign)
+            else (node.targets[0] if isinstance(node, ast.Assign) else None)
+        )
+        if getattr(target, "id", "") == name:
             return ast.literal_eval(node.value)
-    raise AssertionError("ARGUMENTS table not found in the launch file")
+    raise AssertionError(f"{name} not found in the launch file")
 
 
 def test_launch_file_parses_and_declares_its_arguments():
-    table = _arguments_table()
-    assert set(table) >= EXPECTED_ARGS
+    table, overridable = _literal("ARGUMENTS"), set(_literal("OVERRIDABLE"))
+    assert set(table) | overridable >= EXPECTED_ARGS
     params = yaml.safe_load((REPO / "config" / "restore.yaml").read_text())["qdr_restore"]["ros__parameters"]
-    overridable = {"task", "model_variant", "model_path", "backend", "input_transport"}
     assert overridable <= set(params)  # every override names a real parameter
     assert table["input_topic"][0] == "image_raw" and table["output_topic"][0] == "restored/image_raw"
 
@@ -61,7 +65,7 @@ def test_launch_description_builds():
     declared = {a.name for a in description.entities if isinstance(a, DeclareLaunchArgument)}
     assert declared >= EXPECTED_ARGS
     context = LaunchContext()
-    for name, (default, _) in module.ARGUMENTS.items():
+    for name, (default, _) in module.declared_arguments().items():
         context.launch_configurations[name] = default
     context.launch_configurations["backend"] = "onnxruntime"
     setup = next(a for a in description.entities if isinstance(a, OpaqueFunction))

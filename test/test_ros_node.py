@@ -11,7 +11,6 @@ from __future__ import annotations
 import array
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 rclpy = pytest.importorskip(
     "rclpy", reason="ROS 2 rclpy is not importable (pip install -r requirements-ros.txt)"
@@ -31,165 +29,24 @@ pytest.importorskip("lifecycle_msgs.srv", reason="lifecycle_msgs is not importab
 pytest.importorskip("diagnostic_msgs.msg", reason="diagnostic_msgs is not importable")
 pytest.importorskip("torch", reason="the test model is built with torch")
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rcl_interfaces.srv import SetParameters  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
+from qdr_core.export.random_model import write_random_model  # noqa: E402
 from qdr_core.frame_restore import restore_raw  # noqa: E402
 from qdr_core.image_encodings import ENCODINGS, output_encoding_for  # noqa: E402
 from qdr_core.runtime import load_runtime  # noqa: E402
-from qdr_core.runtime.testing import write_random_model  # noqa: E402
+from qdr_ros import harness  # noqa: E402
+from qdr_ros.harness import NodeClient, NodeProcess  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-NODE = "/qdr_restore"
-DOMAIN_ID = random.randint(100, 200)
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+DOMAIN_ID = harness.private_domain()
 LARGE_DATA = {"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}
 
 
-def ros_env(tmp: Path, **extra: str) -> dict[str, str]:
-    # Unique domain ids keep parallel sessions apart. ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST is
-    # left alone: with it, best-effort 640x480 frames were lost even over LARGE_DATA (3 of 8 here).
-    drop = {"FASTDDS_BUILTIN_TRANSPORTS", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY"}
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(
-        ROS_DOMAIN_ID=str(DOMAIN_ID),
-        ROS_LOG_DIR=str(tmp / "ros_log"),
-        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
 def write_params(path: Path, model: Path, **overrides: object) -> Path:
-    """The shipped config/restore.yaml with the test model and overrides."""
-    config = yaml.safe_load((REPO / "config" / "restore.yaml").read_text())
-    params = config["qdr_restore"]["ros__parameters"]
-    params.update(model_path=str(model), num_threads=1, warmup_frames=1, diagnostics_period=0.25)
-    params.update(overrides)
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-class NodeProcess:
-    """``python -m qdr_ros.restore_node --ros-args --params-file ...`` with its log captured."""
-
-    def __init__(self, params: Path, env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._handle = log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qdr_ros.restore_node", "--ros-args", "--params-file", str(params)],
-            cwd=REPO,
-            env=env,
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
-        """Send ``sig``; returns (exit status, log). Kills it only if it hangs."""
-        if self.alive():
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._handle.close()
-        return self.proc.returncode, self.log.read_text()
-
-
-class Client:
-    """The test's own node: lifecycle and parameter clients, a camera publisher, output recorders."""
-
-    def __init__(self, context) -> None:
-        self.node = rclpy.create_node("qdr_test_client", context=context)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.change = self.node.create_client(ChangeState, f"{NODE}/change_state")
-        self.get = self.node.create_client(GetState, f"{NODE}/get_state")
-        self.set_params = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
-        self.image_pub = self.node.create_publisher(Image, "image_raw", RELIABLE)
-        self.compressed_pub = self.node.create_publisher(CompressedImage, "image_raw/compressed", RELIABLE)
-        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
-        self.images: list[Image] = []
-        self.infos: list[CameraInfo] = []
-        self.diag: dict[str, str] = {}
-        self.node.create_subscription(Image, "restored/image_raw", self.images.append, RELIABLE)
-        self.node.create_subscription(CameraInfo, "restored/camera_info", self.infos.append, RELIABLE)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
-
-    def _on_diag(self, msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.startswith("qdr_restore"):
-                self.diag = {kv.key: kv.value for kv in status.values}
-
-    def spin_until(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.02)
-        return bool(predicate())
-
-    def call(self, client, request, timeout: float = 60.0):
-        assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not available"
-        future = client.call_async(request)
-        assert self.spin_until(future.done, timeout), f"{client.srv_name} timed out"
-        return future.result()
-
-    def transition(self, transition_id: int) -> bool:
-        request = ChangeState.Request()
-        request.transition = Transition(id=transition_id)
-        return self.call(self.change, request).success
-
-    def state(self) -> str:
-        return self.call(self.get, GetState.Request()).current_state.label
-
-    def set_param(self, name: str, value) -> tuple[bool, str]:
-        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
-        result = self.call(self.set_params, request).results[0]
-        return result.successful, result.reason
-
-    def wait_diag(self, predicate, timeout: float = 10.0) -> dict[str, str]:
-        self.diag = {}
-        ok = self.spin_until(lambda: bool(self.diag) and predicate(self.diag), timeout)
-        assert ok, {k: v for k, v in self.diag.items() if not k.startswith("model")}
-        return self.diag
-
-    def send(self, msg: Image | CompressedImage, info: bool = True) -> None:
-        if info:
-            camera_info = CameraInfo(
-                header=msg.header, height=getattr(msg, "height", 0), width=getattr(msg, "width", 0)
-            )
-            camera_info.distortion_model = "plumb_bob"
-            self.info_pub.publish(camera_info)
-        (self.compressed_pub if isinstance(msg, CompressedImage) else self.image_pub).publish(msg)
-
-    def output_for(self, sec: int, timeout: float = 20.0) -> Image | None:
-        def find():
-            return next((m for m in self.images if m.header.stamp.sec == sec), None)
-
-        self.spin_until(lambda: find() is not None, timeout)
-        return find()
-
-    def close(self) -> None:
-        self.executor.remove_node(self.node)
-        self.node.destroy_node()
+    """Default parameters (what config/restore.yaml holds) with the test model and overrides."""
+    values = {"model_path": str(model), "num_threads": 1, "warmup_frames": 1, "diagnostics_period": 0.25}
+    return harness.write_params(path, **{**values, **overrides})
 
 
 def make_image(
@@ -227,26 +84,18 @@ def reference(model):
 
 
 @pytest.fixture(scope="module")
-def context(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ros")
-    os.environ.update({k: v for k, v in ros_env(tmp).items() if k.startswith("ROS_")})
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
-    yield ctx
-    rclpy.try_shutdown(context=ctx)
-
-
-@pytest.fixture(scope="module")
 def node_proc(tmp_path_factory, model):
     tmp = tmp_path_factory.mktemp("node")
-    proc = NodeProcess(write_params(tmp / "params.yaml", model), ros_env(tmp), tmp / "node.log")
+    env = harness.ros_env(DOMAIN_ID, tmp)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("ROS_")})  # for the client
+    proc = NodeProcess(write_params(tmp / "params.yaml", model), env, tmp / "node.log")
     yield proc
     proc.stop(signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
-def client(context, node_proc):
-    c = Client(context)
+def client(node_proc):
+    c = NodeClient(DOMAIN_ID)
     yield c
     c.close()
 
@@ -273,15 +122,15 @@ ENCODING_CASES = [
 
 def test_configure_and_activate(client):
     assert client.state() == "unconfigured"
-    assert client.transition(Transition.TRANSITION_CONFIGURE)
+    assert client.transition("configure")
     assert client.state() == "inactive"
     # Inactive: no subscription yet, so nothing comes out.
     client.send(make_image("rgb8", 8, 8, sec=1))
-    assert not client.spin_until(lambda: client.images, 1.0)
-    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    assert not client.wait(lambda: client.images, 1.0)
+    assert client.transition("activate")
     assert client.state() == "active"
     # Discovery of the new subscription takes a moment: resend until the pipe is open.
-    assert client.spin_until(lambda: client.send(make_image("rgb8", 8, 8, sec=2)) or client.images, 20.0)
+    assert client.wait(lambda: client.send(make_image("rgb8", 8, 8, sec=2)) or client.images, 20.0)
     diag = client.wait_diag(lambda d: d.get("state") == "active")
     assert diag["backend"] == "onnxruntime"
     assert diag["input_reliability"] == "reliable"  # auto matched our reliable publisher
@@ -299,7 +148,7 @@ def test_every_encoding_round_trips(client, reference, encoding, pad, big):
     assert out.encoding == output_encoding_for(encoding)
     assert out.header.stamp.sec == sec and out.header.stamp.nanosec == 123456789
     assert out.header.frame_id == f"camera_{sec}"
-    assert client.spin_until(lambda: any(i.header.stamp.sec == sec for i in client.infos), 5.0)
+    assert client.wait(lambda: any(i.header.stamp.sec == sec for i in client.infos), 5.0)
     info = next(i for i in client.infos if i.header.stamp.sec == sec)
     assert info.header.frame_id == f"camera_{sec}" and info.distortion_model == "plumb_bob"
     expected = restore_raw(reference, h, w, encoding, msg.step, msg.data, big)
@@ -343,7 +192,7 @@ def test_malformed_frames_are_counted_and_survived(client, node_proc):
     bad[3].step = 5  # less than width * 3
     for msg in bad:
         client.send(msg, info=False)
-        client.spin_until(lambda: False, 0.3)  # one at a time: keep-latest would drop a burst
+        client.wait(lambda: False, 0.3)  # one at a time: keep-latest would drop a burst
     diag = client.wait_diag(lambda d: _counts(d)["rejected"] >= before["rejected"] + 4)
     assert _counts(diag)["rejected"] == before["rejected"] + 4
     assert diag["state"] == "active" and node_proc.alive()
@@ -366,7 +215,7 @@ def test_flood_keeps_latest(client, node_proc):
     for msg in frames:
         sent = time.monotonic()
         client.send(msg, info=False)
-        client.spin_until(lambda sent=sent: time.monotonic() - sent >= period, period)
+        client.wait(lambda sent=sent: time.monotonic() - sent >= period, period, period=0.001)
     assert client.output_for(659) is not None, "the newest frame of the flood was not processed"
 
     def settled(d: dict[str, str]) -> bool:
@@ -389,11 +238,11 @@ def test_flood_keeps_latest(client, node_proc):
 def test_compressed_transport_after_reconfigure(client):
     import cv2
 
-    assert client.transition(Transition.TRANSITION_DEACTIVATE)
-    assert client.transition(Transition.TRANSITION_CLEANUP)
+    assert client.transition("deactivate")
+    assert client.transition("cleanup")
     assert client.set_param("input_transport", "compressed")[0]
-    assert client.transition(Transition.TRANSITION_CONFIGURE)
-    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    assert client.transition("configure")
+    assert client.transition("activate")
     rgb = np.random.default_rng(1).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     _, blob = cv2.imencode(".png", rgb[..., ::-1])
 
@@ -403,11 +252,11 @@ def test_compressed_transport_after_reconfigure(client):
         msg.data = array.array("B", blob.tobytes())
         client.send(msg, info=False)
 
-    assert client.spin_until(lambda: send(700) or client.output_for(700, timeout=0.2), 20.0)
+    assert client.wait(lambda: send(700) or client.output_for(700, timeout=0.2), 20.0)
     out = client.output_for(700)
     assert (out.encoding, out.height, out.width, out.header.frame_id) == ("rgb8", 24, 32, "compressed")
-    assert client.transition(Transition.TRANSITION_DEACTIVATE)
-    assert client.transition(Transition.TRANSITION_CLEANUP)
+    assert client.transition("deactivate")
+    assert client.transition("cleanup")
     assert client.set_param("input_transport", "raw")[0]
 
 
@@ -415,16 +264,16 @@ def test_parallel_frames_restore_in_order(client, reference):
     # Left unconfigured by the previous test: two frames at once, one thread each.
     assert client.state() == "unconfigured"
     assert client.set_param("parallel_frames", 2)[0]
-    assert client.transition(Transition.TRANSITION_CONFIGURE)
-    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    assert client.transition("configure")
+    assert client.transition("activate")
     first = make_image("rgb8", 64, 96, sec=750, seed=750)
-    assert client.spin_until(lambda: client.send(first) or client.output_for(750, timeout=0.2), 20.0)
+    assert client.wait(lambda: client.send(first) or client.output_for(750, timeout=0.2), 20.0)
     start = len(client.images)
     frames = [make_image("bgr8", 64, 96, sec=751 + i, seed=751 + i) for i in range(12)]
     for msg in frames:
         client.send(msg)
-        client.spin_until(lambda: False, 0.01)
-    client.spin_until(lambda: any(m.header.stamp.sec == 762 for m in client.images), 20.0)
+        client.wait(lambda: False, 0.01)
+    client.wait(lambda: any(m.header.stamp.sec == 762 for m in client.images), 20.0)
     outs = client.images[start:]
     stamps = [m.header.stamp.sec for m in outs]
     assert stamps and stamps[-1] == 762
@@ -434,8 +283,8 @@ def test_parallel_frames_restore_in_order(client, reference):
         expected = restore_raw(reference, 64, 96, "bgr8", msg.step, msg.data)
         diff = np.abs(np.frombuffer(out.data, np.uint8).astype(int) - expected.data.astype(int))
         assert diff.max() <= 1
-    assert client.transition(Transition.TRANSITION_DEACTIVATE)
-    assert client.transition(Transition.TRANSITION_CLEANUP)
+    assert client.transition("deactivate")
+    assert client.transition("cleanup")
     assert client.set_param("parallel_frames", 1)[0]
 
 
@@ -453,7 +302,7 @@ def test_contract_violations_fail_configure_in_one_line(client, model, node_proc
     }
     for message, path in bad.items():
         assert client.set_param("model_path", str(path))[0]
-        assert not client.transition(Transition.TRANSITION_CONFIGURE)
+        assert not client.transition("configure")
         assert client.state() == "unconfigured" and node_proc.alive()
         assert message in node_proc.log.read_text()
     assert client.set_param("model_path", str(model))[0]
@@ -462,26 +311,26 @@ def test_contract_violations_fail_configure_in_one_line(client, model, node_proc
 def test_bad_model_path_fails_configure_and_recovers(client, model, node_proc):
     assert client.state() == "unconfigured"
     assert client.set_param("model_path", "/nonexistent/model.onnx")[0]
-    assert not client.transition(Transition.TRANSITION_CONFIGURE)
+    assert not client.transition("configure")
     assert client.state() == "unconfigured" and node_proc.alive()
     assert "not found" in node_proc.log.read_text()
     assert client.set_param("model_path", str(model))[0]
-    assert client.transition(Transition.TRANSITION_CONFIGURE)
-    assert client.transition(Transition.TRANSITION_ACTIVATE)
-    assert client.spin_until(
+    assert client.transition("configure")
+    assert client.transition("activate")
+    assert client.wait(
         lambda: client.send(make_image("bgr8", 8, 8, sec=800)) or client.output_for(800, 0.2), 20
     )
 
 
 def test_deactivate_cleanup_shutdown_and_clean_exit(client, node_proc):
-    assert client.transition(Transition.TRANSITION_DEACTIVATE)
+    assert client.transition("deactivate")
     assert client.state() == "inactive"
     count = len(client.images)
     client.send(make_image("rgb8", 8, 8, sec=900))
-    assert not client.spin_until(lambda: len(client.images) > count, 1.0)
-    assert client.transition(Transition.TRANSITION_CLEANUP)
+    assert not client.wait(lambda: len(client.images) > count, 1.0)
+    assert client.transition("cleanup")
     assert client.state() == "unconfigured"
-    assert client.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+    assert client.transition("shutdown")
     assert client.state() == "finalized"
     code, log = node_proc.stop(signal.SIGINT)
     assert code == 0, log
@@ -546,8 +395,8 @@ CAMERA = textwrap.dedent(
     ids=["reliable-camera-default-transport", "best-effort-camera-large-data"],
 )
 def test_camera_in_separate_process_640x480(tmp_path, model, reliability, transport_env):
-    env = ros_env(tmp_path, **transport_env)
-    env["ROS_DOMAIN_ID"] = str(DOMAIN_ID + 1 + (reliability == "best_effort"))  # away from the client's
+    # A domain away from the client's.
+    env = harness.ros_env(DOMAIN_ID + 1 + (reliability == "best_effort"), tmp_path, **transport_env)
     params = write_params(tmp_path / "params.yaml", model, autostart=True)
     node = NodeProcess(params, env, tmp_path / "node.log")
     camera_script = tmp_path / "camera.py"

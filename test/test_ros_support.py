@@ -13,16 +13,15 @@ import yaml
 
 from qdr_core.errors import ConfigError, ImageFormatError
 from qdr_core.frame_restore import restore_compressed, restore_raw
-from qdr_core.node_params import (
+from qdr_core.node.params import (
     QOS_PRESETS,
     RUNTIME_PARAMS,
     NodeParams,
     auto_reliability,
     parse_qos,
     resolve_model_path,
-    source_root,
 )
-from qdr_core.stream import (
+from qdr_core.node.stream import (
     KeepLatestWorker,
     LatencyWindow,
     LatestSlot,
@@ -30,6 +29,7 @@ from qdr_core.stream import (
     RateMeter,
     StreamCounters,
 )
+from qdr_core.paths import source_root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -216,8 +216,8 @@ def test_rate_meter_and_latency_window():
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
     pytest.importorskip("torch")
+    from qdr_core.export.random_model import write_random_model
     from qdr_core.runtime import load_runtime
-    from qdr_core.runtime.testing import write_random_model
 
     files = write_random_model(tmp_path_factory.mktemp("m"), seed=3)
     with load_runtime(files.onnx, backend="onnxruntime", num_threads=1) as rt:

@@ -103,7 +103,9 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     detector = None if args.detector == "none" else build_detector(args.detector)
     if args.live:
-        from qdr_core.bag.live import LiveOptions, evaluate_bag_live
+        from qdr_core.node.live import LiveOptions, live_evaluator
+
+        evaluate_bag_live = live_evaluator()
 
         options = LiveOptions(
             rate_scale=args.rate_scale, backend=args.backend, num_threads=args.threads, warmup=args.warmup,
@@ -164,6 +166,10 @@ def summary_line(result: dict) -> str:
         )
         parts.append(f"{fps:.1f} fps" if fps else "fps n/a")
         parts.append(f"dropped {result['frames_dropped']}/{result['frames_sent']}")
+        counters = result.get("node_counters") or {}
+        if counters:
+            lost = ", ".join(f"{k} {v}" for k, v in counters.items() if k not in ("received", "published"))
+            parts.append(f"node: {lost}")
     elif result.get("infer_ms", {}).get("p50") is not None:
         parts.append(f"inference p50 {result['infer_ms']['p50']:.1f} ms")
     return ", ".join(parts)

@@ -37,16 +37,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def source_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def default_model(task: str, roots: list[Path] | None = None) -> Path:
-    """The bundled model for ``task``: int8_cpu.onnx, else fp32.onnx (source tree, then the ROS
-    package share directory). ModelFileError lists what was looked for."""
+    """The bundled model for ``task``: int8_cpu.onnx, else fp32.onnx (the ROS package share
+    directory, then the source tree: the node's search roots). ModelFileError lists what was
+    looked for."""
     from qdr_core.errors import ModelFileError
+    from qdr_core.node.runtime import model_search_roots
 
-    candidates = roots if roots is not None else _model_roots()
+    candidates = roots if roots is not None else model_search_roots()
     tried = []
     for name in MODEL_PREFERENCE:
         for root in candidates:
@@ -58,17 +56,6 @@ def default_model(task: str, roots: list[Path] | None = None) -> Path:
         f"no bundled {task} model (looked for {', '.join(tried)}); train one with `make models` "
         "or pass --model FILE"
     )
-
-
-def _model_roots() -> list[Path]:
-    roots = [source_root()]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        roots.append(Path(get_package_share_directory("qdr_ros")))
-    except Exception:  # not in a sourced ROS workspace: the source tree is the only place
-        pass
-    return roots
 
 
 def demo_frames(folder: Path, repeat: int):
@@ -87,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from qdr_core.commands.bag import remove_bag, summary_line
     from qdr_core.detect import build_detector
     from qdr_core.errors import DataError
+    from qdr_core.paths import source_root
     from qdr_core.report import write_report
 
     started = time.perf_counter()
@@ -105,10 +93,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"  bag: {bag} ({made['n_frames']} frames {made['size'][0]}x{made['size'][1]} at {args.rate:g} Hz)")
     detector = None if args.detector == "none" else build_detector(args.detector)
 
-    from qdr_core.bag.live import LiveOptions, evaluate_bag_live, rclpy_available
+    from qdr_core.errors import BackendUnavailableError
+    from qdr_core.node.live import LiveOptions, live_evaluator
 
-    reason = None if args.offline else rclpy_available()
-    if args.offline or reason:
+    evaluate_bag_live, reason = None, None
+    if not args.offline:
+        try:
+            evaluate_bag_live = live_evaluator()
+        except BackendUnavailableError as exc:
+            reason = str(exc)
+    if evaluate_bag_live is None:
         if reason:
             print(f"  ROS 2 not available ({reason}): running OFFLINE instead of through the node")
         from qdr_core.bag.evaluate import evaluate_bag_offline

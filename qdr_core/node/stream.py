@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -159,22 +159,62 @@ class LatencyWindow:
 
 @dataclass
 class StreamCounters:
-    """Frame counts since the node was configured.
+    """Frame counts since the node was configured; every frame that does not come out is in one.
 
-    received: frames that arrived; throttled: skipped by max_fps; dropped: replaced in the slot by a
-    newer frame before processing; rejected: malformed (bad size, step, encoding ...); failed:
-    inference or publishing errors; published: restored frames sent.
+    received: frames that reached the callback; lost: sent by a publisher but never reached the
+    callback (gaps in the publisher's sequence numbers: replaced in the subscription's keep-last
+    queue or lost in transport); throttled: skipped by max_fps; dropped: replaced in the slot by a
+    newer frame before processing; rejected: malformed or too large (by reason in
+    ``rejected_by_reason``); failed: inference or publishing errors; published: restored frames sent.
     """
 
     received: int = 0
+    lost: int = 0
     throttled: int = 0
     dropped: int = 0
     rejected: int = 0
     failed: int = 0
     published: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.rejected_by_reason[reason] = self.rejected_by_reason.get(reason, 0) + 1
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        """The totals (without the per-reason split)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rejected_by_reason"}
+
+    def copy(self) -> StreamCounters:
+        return replace(self, rejected_by_reason=dict(self.rejected_by_reason))
+
+
+class SequenceGaps:
+    """Messages a subscription never saw, from the publishers' sequence numbers.
+
+    DDS numbers each publisher's samples 1, 2, 3 ...; a reader that gets 7 after 4 missed two. That
+    is the one honest count of frames replaced in a keep-last-1 reader queue: Fast DDS reports no
+    ``message_lost`` event for them (it reports only transport losses, which show as gaps too).
+    The first sample of a publisher sets its baseline; an older or repeated number counts nothing.
+    """
+
+    def __init__(self, max_publishers: int = 64) -> None:
+        self._last: dict[bytes, int] = {}
+        self._max = max_publishers
+
+    def observe(self, publisher: bytes, sequence: int | None) -> int:
+        """Record ``sequence`` from ``publisher``; returns how many were skipped since the last."""
+        if sequence is None or sequence <= 0:
+            return 0  # the RMW does not number samples
+        last = self._last.get(publisher)
+        if last is None and len(self._last) >= self._max:
+            self._last.pop(next(iter(self._last)))
+        if last is None or sequence > last:
+            self._last[publisher] = sequence
+        return sequence - last - 1 if last is not None and sequence > last else 0
+
+    def reset(self) -> None:
+        self._last.clear()
 
 
 class KeepLatestWorker(Generic[T]):
@@ -293,6 +333,8 @@ class KeepLatestWorker(Generic[T]):
                     self._busy_count -= 1
             if result is not None and self._then is not None:
                 self._results.put((order, result))
+            # A frame can be hundreds of MB: hold no reference while waiting for the next one.
+            item = result = None
 
     def _then_loop(self) -> None:
         results = self._results
@@ -304,6 +346,7 @@ class KeepLatestWorker(Generic[T]):
             order, result = entry
             if order < newest:
                 self.late += 1
+                entry = result = None
                 continue
             newest = order
             self._then_busy.set()
@@ -314,6 +357,7 @@ class KeepLatestWorker(Generic[T]):
                     self._on_error(result, exc)
             finally:
                 self._then_busy.clear()
+            entry = result = None  # see _loop: nothing big stays referenced between frames
 
 
 _STOP = object()

@@ -25,7 +25,7 @@ def panning_frames(n: int = 6, size: int = 48) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    return write_random_model(tmp_path_factory.mktemp("model") / "m").onnx
+    return write_random_model(tmp_path_factory.mktemp("model") / "m", preset="efm-t", seed=3).onnx
 
 
 @pytest.fixture(scope="module")

@@ -111,3 +111,11 @@ def test_video_split_keeps_vtest_for_evaluation():
         parts = sorted((p for p in VIDEO_PARTS if p.video == video), key=lambda p: p.start)
         assert parts[0].start == 0 and parts[-1].stop is None
         assert all(a.stop == b.start for a, b in itertools.pairwise(parts))  # no gap, no overlap
+
+
+def test_a_task_clip_records_its_collapsed_ranges():
+    degrader = ClipDegrader("lowlight", seed=2)
+    (_, first), (_, second) = degrader.with_record(0, scene()), degrader.with_record(1, scene())
+    assert first == second and first["task"] == "lowlight"
+    lo, hi = first["ranges"]["exposure"]
+    assert lo == hi and 0.04 <= lo <= 0.2

@@ -16,7 +16,7 @@ slowly), the sensor noise is new in every frame, rain falls. This module gives
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +278,7 @@ class ClipDegrader:
         # Haze has no noise: its depth field must not change between frames either.
         rng = np.random.default_rng([*self.key, 2] if self.spec == "haze" else [*self.key, 3, t])
         image = degrade(self.spec, frame, rng, ranges=point)
-        return image, {"task": self.spec, "ranges": point}
+        return image, {"task": self.spec, "ranges": asdict(point)}
 
 
 def degrade_clip(frames: list[np.ndarray], spec: str, seed: int = 0, drift: bool = False) -> list[np.ndarray]:

@@ -26,6 +26,7 @@ from qdr_core.bag.io import (
 )
 from qdr_core.bag.make import frames_from_images, make_bag, quantize
 from qdr_core.cli import main
+from qdr_core.data.clips import ClipDegrader
 from qdr_core.data.degrade import degrade, eval_rng
 from qdr_core.data.imageio import list_images, read_rgb, write_rgb
 from qdr_core.data.sources import skimage_photo
@@ -48,12 +49,17 @@ def work(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "clean": root / "clean", "onnx": files.onnx, "pt": files.checkpoint}
 
 
-def expected_frames(folder: Path, task: str, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(degraded, clean) as the bag holds them, computed without the bag code."""
+def expected_frames(
+    folder: Path, task: str, seed: int = 0, per_frame: bool = False
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(degraded, clean) as the bag holds them, computed without the bag code: one clip
+    (``ClipDegrader``), or with ``per_frame`` each frame a still of ``qdr eval`` (``eval_rng``)."""
     out = []
+    degrader = ClipDegrader(task, seed)
     for i, path in enumerate(list_images(folder)):
         clean = quantize(read_rgb(path))
-        out.append((quantize(degrade(task, clean, eval_rng(seed, i), split="eval")), clean))
+        degraded = degrade(task, clean, eval_rng(seed, i), split="eval") if per_frame else degrader(i, clean)
+        out.append((quantize(degraded), clean))
     return out
 
 
@@ -104,7 +110,9 @@ def test_make_from_video_cli(work, capsys) -> None:
 
 def test_offline_eval_equals_direct_computation(work, capsys) -> None:
     bag = work["root"] / "eval_bag"
-    make_bag("lowlight", frames_from_images(work["clean"]), bag, rate=10.0, start_ns=START)
+    make_bag(
+        "lowlight", frames_from_images(work["clean"]), bag, rate=10.0, start_ns=START, per_frame_severity=True
+    )
     out_json, out_bag = work["root"] / "eval.json", work["root"] / "eval_restored"
     code = main(["bag", "eval", "--bag", str(bag), "--model", str(work["onnx"]), "--json", str(out_json),
                  "--output-bag", str(out_bag), "--detector", "none", "--backend", "onnxruntime",
@@ -115,7 +123,7 @@ def test_offline_eval_equals_direct_computation(work, capsys) -> None:
 
     with load_runtime(work["onnx"], backend="onnxruntime") as runtime:
         rows, restored_u8 = [], []
-        for degraded, clean in expected_frames(work["clean"], "lowlight"):
+        for degraded, clean in expected_frames(work["clean"], "lowlight", per_frame=True):
             restored = runtime.infer(degraded)
             restored_u8.append(runtime.infer_uint8((degraded * 255 + 0.5).astype(np.uint8)))
             rows.append(

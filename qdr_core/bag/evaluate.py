@@ -5,6 +5,8 @@ with PSNR / SSIM exactly as ``qdr eval`` scores them (float restored output agai
 clean frame). A bag recorded on a robot has no clean topic: then no-reference statistics
 (brightness, contrast, sharpness, colourfulness) of input and output are reported instead.
 Optionally a person detector runs on every frame (clean detections are the reference).
+Frames with a clean partner also feed the temporal metrics (``qdr_core.temporal``: warping error of
+input, output and clean clip, and flicker), frame after frame in the order they are scored.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from qdr_core.bag.io import (
 from qdr_core.errors import DataError
 from qdr_core.image_encodings import output_encoding_for
 from qdr_core.metrics import mean_scores, score_restoration
+from qdr_core.temporal import TemporalMeter
 
 
 def no_reference_stats(rgb: np.ndarray) -> dict[str, float]:
@@ -85,6 +88,7 @@ class FrameScorer:
         self.rows: list[dict[str, Any]] = []
         self.grid: list[dict[str, Any]] = []
         self.detections: dict[str, list] = {"clean": [], "degraded": [], "restored": []}
+        self.temporal = TemporalMeter()
 
     def add(
         self,
@@ -98,7 +102,9 @@ class FrameScorer:
         row: dict[str, Any] = {"index": index, "stamp_ns": stamp, **extra}
         if clean is not None:
             row.update(score_restoration(clean, degraded, restored))
+            self.temporal.add(stamp, clean, restored, degraded)
         else:
+            self.temporal.reset_motion()
             row["input_stats"] = no_reference_stats(degraded)
             row["output_stats"] = no_reference_stats(restored)
             row["mean_abs_change"] = float(np.abs(restored - degraded).mean())
@@ -128,6 +134,9 @@ class FrameScorer:
             out.update(mean_scores(scored))
             out["psnr_gain"] = out["psnr_output"] - out["psnr_input"]
             out["n_scored"] = len(scored)
+            temporal = self.temporal.result()
+            if temporal["n_pairs"]:
+                out.update({k: v for k, v in temporal.items() if k != "n_frames"})
         unscored = [r for r in rows if "input_stats" in r]
         if unscored:
             keys = unscored[0]["input_stats"].keys()

@@ -19,7 +19,8 @@ from qdr_core.bag.io import (
     camera_info_message,
     image_message,
 )
-from qdr_core.data.degrade import check_task, degrade, eval_rng
+from qdr_core.data.clips import ClipDegrader
+from qdr_core.data.degrade import check_task
 from qdr_core.data.imageio import list_images, read_rgb
 from qdr_core.errors import DataError
 
@@ -83,13 +84,19 @@ def make_bag(
     seed: int = 0,
     frame_id: str = FRAME_ID,
     start_ns: int | None = None,
+    per_frame_severity: bool = False,
+    condition: str | None = None,
 ) -> dict:
     """Write degraded, clean and camera_info messages for each frame; returns a summary dict.
 
-    Frame ``i`` is degraded with eval severities from ``eval_rng(seed, i)`` (as ``qdr eval`` does)
-    and stamped ``start_ns + i / rate``; the clean frame carries the same stamp.
+    The frames are one clip, degraded coherently (``data.clips.ClipDegrader``): the task's eval
+    severity (or ``condition``, e.g. ``"fog:medium+rain:mild"``) is drawn once from ``seed``, the
+    noise is new in each frame. ``per_frame_severity`` draws frame ``i``'s severity from
+    ``eval_rng(seed, i)`` instead, as ``qdr eval`` does for stills (the bag then flickers by
+    construction). Frame ``i`` is stamped ``start_ns + i / rate``; the clean frame carries the same stamp.
     """
     check_task(task)
+    degrader = ClipDegrader(condition or task, seed, coherent=not per_frame_severity)
     if not rate > 0:
         raise DataError(f"rate must be > 0 Hz, got {rate}")
     if encoding not in BAG_ENCODINGS:
@@ -101,7 +108,7 @@ def make_bag(
     with BagWriter(output, storage) as writer:
         for i, (name, image) in enumerate(frames):
             clean = quantize(image)
-            degraded = degrade(task, clean, eval_rng(seed, i), split="eval")
+            degraded = degrader(i, clean)
             stamp = start + round(i * period)
             height, width = clean.shape[:2]
             size = size or (width, height)
@@ -115,6 +122,8 @@ def make_bag(
         "bag": str(output),
         "task": task,
         "seed": seed,
+        "degradation": condition or task,
+        "coherent": not per_frame_severity,
         "n_frames": len(names),
         "rate_hz": rate,
         "encoding": encoding,

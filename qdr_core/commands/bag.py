@@ -26,7 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--max-frames", type=int, default=None)
     m.add_argument("--stride", type=int, default=1, help="video: keep every N-th frame")
     m.add_argument(
-        "--seed", type=int, default=0, help="degradation seed (frame i uses (seed, i), as qdr eval)"
+        "--seed", type=int, default=0, help="degradation seed (per-frame severities: frame i uses (seed, i))"
+    )
+    m.add_argument(
+        "--per-frame-severity",
+        action="store_true",
+        help="draw a new severity for every frame (default: one per bag, fresh noise per frame)",
+    )
+    m.add_argument(
+        "--condition", help="realistic condition instead of --task's (e.g. 'night:strong+rain:mild')"
     )
     m.add_argument("--frame-id", default="camera_optical_frame")
     m.set_defaults(run=run_make)
@@ -77,11 +85,13 @@ def run_make(args: argparse.Namespace) -> int:
     )
     summary = make_bag(
         args.task, frames, args.output, rate=args.rate, encoding=args.encoding, storage=args.storage,
-        seed=args.seed, frame_id=args.frame_id,
+        seed=args.seed, frame_id=args.frame_id, per_frame_severity=args.per_frame_severity,
+        condition=args.condition,
     )  # fmt: skip
+    severity = "a severity per frame" if args.per_frame_severity else "one severity for the bag"
     print(
         f"wrote {args.output}: {summary['n_frames']} frames {summary['size'][0]}x{summary['size'][1]} "
-        f"{args.encoding} at {args.rate:g} Hz ({args.storage}), task {args.task}"
+        f"{args.encoding} at {args.rate:g} Hz ({args.storage}), {summary['degradation']}, {severity}"
     )
     return 0
 

@@ -31,6 +31,23 @@ def _arrow(a: Any, b: Any, digits: int = 2) -> str:
     return f"{_fmt(a, digits)} → {_fmt(b, digits)}"
 
 
+def temporal_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The temporal metrics (``qdr_core.temporal``), when the result has them: 8-bit levels."""
+    if "warp_error_output" not in result:
+        return []
+    return [
+        (
+            "warping error degraded → restored (clean clip's own: the floor)",
+            f"{_arrow(result.get('warp_error_input'), result['warp_error_output'])} "
+            f"({_fmt(result.get('warp_error_clean'))})",
+        ),
+        (
+            "flicker degraded → restored (std of mean-luma error)",
+            _arrow(result.get("flicker_input"), result.get("flicker_output")),
+        ),
+    ]
+
+
 def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value) rows of the headline table."""
     rows = [
@@ -45,6 +62,7 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             ("PSNR degraded → restored (dB)", _arrow(result["psnr_input"], result["psnr_output"])),
             ("SSIM degraded → restored", _arrow(result["ssim_input"], result["ssim_output"], 3)),
         ]
+    rows += temporal_rows(result)
     nr = result.get("no_reference")
     if nr:
         for key in ("brightness", "contrast", "sharpness", "colorfulness"):

@@ -12,6 +12,7 @@ sensor noise, response curves, JPEG, and their mixtures) live in ``night``, ``fo
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +29,13 @@ EVAL_RANGES = {**TRAIN_RANGES, "noise": NoiseRange(sigma=(25 / 255, 25 / 255))}
 __all__ = ["EVAL_RANGES", "TASKS", "TRAIN_RANGES", "check_task", "degrade", "eval_rng"]
 
 
-def degrade(task: str, image: np.ndarray, rng: np.random.Generator, split: str = "train") -> np.ndarray:
-    """Degrade float32 RGB [0, 1] ``image`` for ``task``; ``split`` picks train or eval severities."""
-    ranges = (EVAL_RANGES if split == "eval" else TRAIN_RANGES)[check_task(task)]
+def degrade(
+    task: str, image: np.ndarray, rng: np.random.Generator, split: str = "train", ranges: Any = None
+) -> np.ndarray:
+    """Degrade float32 RGB [0, 1] ``image`` for ``task``; ``split`` picks train or eval severities,
+    ``ranges`` (the task's range dataclass) replaces them (a clip fixes its severities this way)."""
+    if ranges is None:
+        ranges = (EVAL_RANGES if split == "eval" else TRAIN_RANGES)[check_task(task)]
     return _FUNCTIONS[task](np.asarray(image, np.float32), rng, ranges)
 
 

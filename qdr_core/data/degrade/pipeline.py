@@ -101,15 +101,35 @@ def condition_rng(seed: int, condition: Condition | str, index: int) -> np.rando
     return np.random.default_rng([seed, zlib.crc32(name.encode()), index])
 
 
+class FramePlan:
+    """Where one frame's draws come from. A still's plan (this one) draws everything from the one
+    generator, in a fixed order; a clip's plan (``qdr_core.data.clips``) keeps a clip's levels and
+    parameters and draws only the sensor noise afresh for each frame."""
+
+    def level(self, effect: str, severity: str | float, rng: np.random.Generator) -> float:
+        return level_of(severity, rng)
+
+    def rng(self, effect: str, part: str, rng: np.random.Generator) -> np.random.Generator:
+        """The generator stage ``effect`` draws its parameters (``part="sample"``) or applies itself
+        (``part="apply"``) with."""
+        return rng
+
+    def params(self, effect: str, params: Any) -> Any:
+        """The sampled parameters, adjusted for this frame (a clip moves its rain streaks)."""
+        return params
+
+
 def synthesize(
-    image: np.ndarray, condition: Condition, rng: np.random.Generator
+    image: np.ndarray, condition: Condition, rng: np.random.Generator, plan: FramePlan | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Degrade float32 sRGB ``image`` (HxWx3, [0, 1]) under ``condition``.
 
     Returns the degraded image on 8-bit levels and a record: the condition's name and, per stage
     in the order applied, the effect, its level, whether the condition named it or another stage
-    implied it, and the sampled parameters.
+    implied it, and the sampled parameters. ``plan`` (default: a still's) says which generator each
+    draw comes from.
     """
+    plan = plan or FramePlan()
     image = np.asarray(image, np.float32)
     record: dict[str, Any] = {"condition": condition.name, "stages": []}
     if not condition.effects:
@@ -120,7 +140,7 @@ def synthesize(
             {"effect": effect, "level": level, "implied": implied, "params": asdict(params)}
         )
 
-    levels = {effect: level_of(severity, rng) for effect, severity in condition.effects}
+    levels = {effect: plan.level(effect, severity, rng) for effect, severity in condition.effects}
     if "night" in levels and "sensor" not in levels:
         levels["sensor"] = levels["night"]
     linear = fast_srgb_to_linear(image)
@@ -128,12 +148,20 @@ def synthesize(
         if effect not in levels:
             continue
         sample, apply = _LINEAR_STAGES[effect]
+        draw = plan.rng(effect, "sample", rng)
         params = (
-            sample(rng, levels[effect], image.shape[:2]) if effect == "night" else sample(rng, levels[effect])
+            sample(draw, levels[effect], image.shape[:2])
+            if effect == "night"
+            else sample(draw, levels[effect])
         )
-        linear = apply(linear, rng, params)
+        params = plan.params(effect, params)
+        linear = apply(linear, plan.rng(effect, "apply", rng), params)
         log(effect, levels[effect], condition.severity(effect) is None, params)
-    curve = ResponseParams.sample(rng, levels["night"]) if "night" in levels else ResponseParams()
+    curve = (
+        ResponseParams.sample(plan.rng("response", "sample", rng), levels["night"])
+        if "night" in levels
+        else ResponseParams()
+    )
     out = quantize8(response(linear, curve))
     if "night" in levels:
         log("response", levels["night"], True, curve)
@@ -142,7 +170,7 @@ def synthesize(
     if implied_jpeg:
         jpeg_level = IMPLIED_JPEG * levels["sensor"]
     if jpeg_level is not None:
-        params = JpegParams.sample(rng, jpeg_level)
+        params = JpegParams.sample(plan.rng("jpeg", "sample", rng), jpeg_level)
         out = jpeg(out, rng, params)
         log("jpeg", jpeg_level, implied_jpeg, params)
     return out, record

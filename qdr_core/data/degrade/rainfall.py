@@ -44,6 +44,8 @@ class RainfallParams:
         drop_blur: blur (fraction of the longer side) of the scene seen through a drop.
         veil: fraction of the light replaced by scattered light from distant rain.
         veil_level: linear brightness of that scattered light.
+        fall: how far the streaks have fallen, in streak lengths (each layer along its own angle,
+            wrapping round the frame): a clip advances it every frame so the rain moves.
     """
 
     layers: tuple[StreakLayer, ...] = ()
@@ -51,6 +53,7 @@ class RainfallParams:
     drop_blur: float = 0.01
     veil: float = 0.0
     veil_level: float = 0.7
+    fall: float = 0.0
 
     @classmethod
     def sample(cls, rng: np.random.Generator, level: float) -> RainfallParams:
@@ -112,6 +115,14 @@ def streaks(shape: tuple[int, int], rng: np.random.Generator, layer: StreakLayer
     return layer.intensity * out
 
 
+def fallen(light: np.ndarray, layer: StreakLayer, fall: float) -> np.ndarray:
+    """``light`` of ``layer`` moved ``fall`` streak lengths down along the layer's angle (wrapping)."""
+    distance = fall * layer.length
+    dx = -np.sin(np.radians(layer.angle)) * distance  # the top leans right: drops fall down-left
+    dy = np.cos(np.radians(layer.angle)) * distance
+    return np.roll(light, (round(dy), round(dx)), axis=(0, 1))
+
+
 def drop_mask(shape: tuple[int, int], params: RainfallParams) -> np.ndarray:
     """HxW opacity of the lens drops in [0, 1], soft at the rim (they are out of focus)."""
     h, w = shape
@@ -135,7 +146,7 @@ def rainfall(linear: np.ndarray, rng: np.random.Generator, params: RainfallParam
         mask = drop_mask((h, w), params)[..., None]
         out = out * (1.0 - mask) + seen * mask
     if params.layers:
-        light = sum(streaks((h, w), rng, layer) for layer in params.layers)
+        light = sum(fallen(streaks((h, w), rng, layer), layer, params.fall) for layer in params.layers)
         out = out + np.clip(light, 0.0, 1.0)[..., None] * (1.0 - np.clip(out, 0.0, 1.0))
     if params.veil > 0:
         out = out * (1.0 - params.veil) + params.veil * params.veil_level

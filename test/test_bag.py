@@ -325,6 +325,16 @@ def test_live_replay_through_the_real_node(work, tmp_path) -> None:
     counters = result["node_counters"]
     assert set(counters) >= {"received", "lost", "throttled", "dropped", "rejected", "failed", "published"}
     assert counters["published"] >= result["frames_received"] and counters["failed"] == 0
+    # Live replay reports the temporal metrics too (warping error against the clean clip, flicker).
+    assert result["n_pairs"] >= 1
+    for key in (
+        "warp_error_clean",
+        "warp_error_input",
+        "warp_error_output",
+        "flicker_input",
+        "flicker_output",
+    ):
+        assert result[key] >= 0.0
     # The node's 8-bit output scores like the offline float output, up to rounding.
     with load_runtime(work["onnx"], backend="onnxruntime") as runtime:
         offline, _ = evaluate_bag_offline(bag, runtime)

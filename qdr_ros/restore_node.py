@@ -19,6 +19,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.logging import LoggingSeverity
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.time import Time
@@ -72,7 +73,8 @@ class RestoreNode(LifecycleNode):
         try:
             params = NodeParams.from_mapping({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
             opened = open_runtime(params, cancelled=lambda: not self.context.ok())
-        except Cancelled:
+        except Cancelled:  # shutting down: rclpy's line that the transition cannot complete is noise
+            self.get_logger().set_level(LoggingSeverity.FATAL)
             return TransitionCallbackReturn.FAILURE
         except ConfigError as exc:
             self.get_logger().error(f"configure failed: {describe(exc)}")
@@ -278,14 +280,15 @@ def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     rclpy.init(args=args)
     node: RestoreNode | None = None
+    # Two threads: frames (own callback group) keep flowing while a parameter callback loads a model.
+    executor = MultiThreadedExecutor(num_threads=2)
     try:
         node = RestoreNode()
-        # Two threads: frames (their own callback group) keep flowing while a parameter callback
-        # loads a new model (a runtime change of task, model_variant or model_path).
-        rclpy.spin(node, MultiThreadedExecutor(num_threads=2))
+        rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown(timeout_sec=5.0)  # a configure in progress sees the shutdown and gives up
         if node is not None:
             node.release()
             node.destroy_node()

@@ -315,7 +315,7 @@ def test_flood_keeps_latest(client, node_proc):
     dropped = after["dropped"] - before["dropped"]
     assert dropped > 0 and published < 60
     assert after["rejected"] == before["rejected"] and after["failed"] == 0
-    outputs = [m.header.stamp.sec for m in client.images if m.header.stamp.sec >= 600]
+    outputs = [m.header.stamp.sec for m in client.images if 600 <= m.header.stamp.sec < 700]
     assert outputs == sorted(outputs)  # never an older frame after a newer one
     assert node_proc.alive() and node_proc.rss_mb() < rss_before + 150
 

@@ -15,6 +15,16 @@ CROP = 72
 SCALE = 3
 
 
+def label(image: np.ndarray, text: str) -> np.ndarray:
+    """``image`` with ``text`` in its top-left corner, white on a black outline (readable anywhere)."""
+    import cv2
+
+    out = image.copy()
+    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
 def brightest_spot(rgb: np.ndarray, sigma: float = 4.0) -> tuple[int, int]:
     """(row, col) of the brightest blob: luminance smoothed so one hot pixel of noise does not win."""
     import cv2
@@ -39,8 +49,6 @@ def bright_crops(grid: list[dict[str, Any]], size: int = CROP, scale: int = SCAL
     clean (when there is one), enlarged ``scale`` times without smoothing; None for no cells."""
     import cv2
 
-    from qdr_core.report.writer import _label
-
     if not grid:
         return None
     rows = []
@@ -49,10 +57,10 @@ def bright_crops(grid: list[dict[str, Any]], size: int = CROP, scale: int = SCAL
         names = [("degraded", "input"), ("restored", "output")]
         names += [("clean", "clean")] if cell.get("clean") is not None else []
         tiles = []
-        for key, label in names:
+        for key, name in names:
             crop = np.ascontiguousarray(cell[key][box])
             big = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-            tiles.append(_label(big, f"{label} #{cell['index']}"))
+            tiles.append(label(big, f"{name} #{cell['index']}"))
         rows.append(np.concatenate(tiles, axis=1))
     widest = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, widest - r.shape[1]), (0, 0))) for r in rows]

@@ -19,6 +19,7 @@ import numpy as np
 
 from qdr_core.data.imageio import write_rgb
 from qdr_core.report.crops import SCALE, bright_crops
+from qdr_core.report.crops import label as _label
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -145,15 +146,6 @@ def _thumb(image: np.ndarray, width: int) -> np.ndarray:
 
     h, w = image.shape[:2]
     return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-
-
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    import cv2
-
-    out = image.copy()
-    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
 
 
 def grid_image(grid: list[dict[str, Any]], width: int = 320) -> np.ndarray | None:

@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
         result, scorer = evaluate_bag_live(bag, model, options=options, detector=detector, grid_frames=len(DAY),
                                            progress=lambda m: print(f"  {m}"))  # fmt: skip
     result["segments"] = segment_scores(result.get("frames", []), made["segments"])
-    report = write_report(result, scorer, out / "report", title=f"qdr demo: through the day, {args.task} model ({result['mode']})")
+    title = f"qdr demo: through the day, {args.task} model ({result['mode']})"
+    report = write_report(result, scorer, out / "report", title=title)
     result["report"] = str(report)
     result["seconds"] = time.perf_counter() - started
     (out / "result.json").write_text(json.dumps(result, indent=2))

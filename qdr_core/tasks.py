@@ -6,6 +6,9 @@ from qdr_core.errors import ConfigError
 
 #: One model per task; ``models/<task>/`` holds its shipped files.
 TASKS: tuple[str, ...] = ("lowlight", "haze", "rain", "noise")
+#: What the node's ``task`` parameter accepts: the tasks and ``auto``, the all-conditions model
+#: (``models/auto/``), which restores any mix of the conditions.
+NODE_TASKS: tuple[str, ...] = (*TASKS, "auto")
 
 
 def check_task(name: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from rclpy.callback_groups import CallbackGroup
 from rclpy.node import Node
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -17,7 +18,8 @@ from qdr_ros.qos import match_publishers, to_profile
 
 class Inputs:
     """Subscriptions of ``node`` for ``params``; ``on_image(msg, lost)`` gets each frame with the
-    number of frames of its publisher that were lost before it (keep-last replacements included)."""
+    number of frames of its publisher that were lost before it (keep-last replacements included);
+    both callbacks run in ``group`` (the node's default group when None)."""
 
     def __init__(
         self,
@@ -25,8 +27,9 @@ class Inputs:
         params: NodeParams,
         on_image: Callable[[Any, int], None],
         on_info: Callable[[CameraInfo], None],
+        group: CallbackGroup | None = None,
     ) -> None:
-        self.node, self.params = node, params
+        self.node, self.params, self.group = node, params, group
         self._on_image, self._on_info = on_image, on_info
         self.reliability: dict[str, str] = {}
         self._gaps = SequenceGaps()
@@ -53,8 +56,12 @@ class Inputs:
         self._gaps.reset()  # frames sent while nobody listened are not losses
         topic, info_topic = self.image_topic, self.node.resolve_topic_name("camera_info")
         self._subs = [
-            self.node.create_subscription(msg_type, topic, self._image, self._profile(topic)),
-            self.node.create_subscription(CameraInfo, info_topic, self._on_info, self._profile(info_topic)),
+            self.node.create_subscription(
+                msg_type, topic, self._image, self._profile(topic), callback_group=self.group
+            ),
+            self.node.create_subscription(
+                CameraInfo, info_topic, self._on_info, self._profile(info_topic), callback_group=self.group
+            ),
         ]
 
     def unsubscribe(self) -> None:

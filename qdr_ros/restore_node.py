@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.logging import LoggingSeverity
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.time import Time
@@ -30,10 +31,10 @@ from qdr_core.frame_restore import restore_compressed, restore_raw
 from qdr_core.image_encodings import Encoded
 from qdr_core.node.frame_size import FrameRejected, check_size
 from qdr_core.node.health import StreamStats
-from qdr_core.node.params import PARAMETERS, NodeParams, parse_qos, runtime_change_error
+from qdr_core.node.model_slot import ModelSlot, switch_model
+from qdr_core.node.params import PARAMETERS, NodeParams, model_change, parse_qos, runtime_change_error
 from qdr_core.node.runtime import Cancelled, describe, open_runtime
 from qdr_core.node.stream import KeepLatestWorker, RateLimiter
-from qdr_core.runtime import Runtime
 from qdr_ros.inputs import Inputs
 from qdr_ros.messages import descriptor, diagnostic_status, image_msg, restamped_info
 from qdr_ros.qos import to_profile
@@ -49,8 +50,8 @@ class RestoreNode(LifecycleNode):
         for param in PARAMETERS:
             self.declare_parameter(param.name, param.default, descriptor(param))
         self._params: NodeParams | None = None
-        self._runtime: Runtime | None = None
-        self._model_file = ""
+        self._slot = ModelSlot()  # the current model; swapped by a runtime task/model change
+        self._frames_group = MutuallyExclusiveCallbackGroup()  # see main()
         self._image_pub: Publisher | None = None
         self._info_pub: Publisher | None = None
         self._diag_pub: Publisher | None = None
@@ -60,7 +61,6 @@ class RestoreNode(LifecycleNode):
         self._worker: KeepLatestWorker | None = None
         self._latest_info: CameraInfo | None = None
         self._state = "unconfigured"
-        self._lock = threading.Lock()
         self._limiter = RateLimiter()
         self._stats = StreamStats()
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -73,12 +73,14 @@ class RestoreNode(LifecycleNode):
         try:
             params = NodeParams.from_mapping({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
             opened = open_runtime(params, cancelled=lambda: not self.context.ok())
-        except Cancelled:
+        except Cancelled:  # shutting down: rclpy's line that the transition cannot complete is noise
+            self.get_logger().set_level(LoggingSeverity.FATAL)
             return TransitionCallbackReturn.FAILURE
         except ConfigError as exc:
             self.get_logger().error(f"configure failed: {describe(exc)}")
             return TransitionCallbackReturn.FAILURE
-        self._params, self._runtime, self._model_file = params, opened.runtime, str(opened.model_file)
+        self._params = params
+        self._slot.swap(opened.runtime, str(opened.model_file))
         self._limiter.max_fps = params.max_fps
         self._stats = StreamStats()
         out_qos = to_profile(parse_qos(params.output_qos, allow_auto=False))
@@ -100,7 +102,7 @@ class RestoreNode(LifecycleNode):
         self._worker = KeepLatestWorker(self._process, self._on_worker_error, "qdr-restore-worker",
                                         then=self._publish, workers=workers)  # fmt: skip
         self._worker.start()
-        self._inputs = Inputs(self, self._params, self._on_image, self._on_info)
+        self._inputs = Inputs(self, self._params, self._on_image, self._on_info, self._frames_group)
         self._inputs.subscribe()
         self._qos_timer = self.create_timer(1.0, self._inputs.recheck)
         self._state = "active"
@@ -137,10 +139,7 @@ class RestoreNode(LifecycleNode):
         self._destroy("_image_pub", self.destroy_lifecycle_publisher)
         self._destroy("_info_pub", self.destroy_lifecycle_publisher)
         self._destroy("_diag_pub", self.destroy_publisher)
-        with self._lock:
-            runtime, self._runtime = self._runtime, None
-        if runtime is not None:
-            runtime.close()
+        self._slot.swap(None)
         self._latest_info = None
         self._params = None  # parameters are read again at the next configure
         self._state = "unconfigured"
@@ -191,20 +190,19 @@ class RestoreNode(LifecycleNode):
     def _process(self, item: tuple[Image | CompressedImage, float]) -> tuple[Any, Encoded, float] | None:
         """Stage 1 (inference thread): the restored frame, or None for a rejected one."""
         msg, received = item
-        with self._lock:
-            runtime = self._runtime
-        if runtime is None or self._image_pub is None or self._params is None:
-            return None
-        output = self._params.output_encoding
-        try:
-            if isinstance(msg, CompressedImage):
-                encoded = restore_compressed(runtime, msg.format, msg.data, output)
-            else:
-                encoded = restore_raw(runtime, msg.height, msg.width, msg.encoding, msg.step, msg.data,
-                                      bool(msg.is_bigendian), output)  # fmt: skip
-        except ImageFormatError as exc:
-            self._reject("malformed", str(exc))
-            return None
+        with self._slot.use() as runtime:
+            if runtime is None or self._image_pub is None or self._params is None:
+                return None
+            output = self._params.output_encoding
+            try:
+                if isinstance(msg, CompressedImage):
+                    encoded = restore_compressed(runtime, msg.format, msg.data, output)
+                else:
+                    encoded = restore_raw(runtime, msg.height, msg.width, msg.encoding, msg.step, msg.data,
+                                          bool(msg.is_bigendian), output)  # fmt: skip
+            except ImageFormatError as exc:
+                self._reject("malformed", str(exc))
+                return None
         return msg.header, encoded, received
 
     def _publish(self, result: tuple[Any, Encoded, float]) -> None:
@@ -234,21 +232,23 @@ class RestoreNode(LifecycleNode):
             return SetParametersResult(successful=False, reason=reason)
         try:
             updated = self._params.with_changes(**ours)
+            if model_change(self._params, updated):  # loaded beside the old model, which keeps restoring
+                switch_model(self._slot, updated, cancelled=lambda: not self.context.ok())
         except ConfigError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
+            return SetParametersResult(successful=False, reason=describe(exc))
         self._limiter.max_fps = updated.max_fps
         self._params = updated
         changes = ", ".join(f"{name}={getattr(updated, name)}" for name in ours)
-        self.get_logger().info(f"updated {changes} while {self._state}")
+        self.get_logger().info(f"updated {changes} while {self._state} (model {self._slot.model_file})")
         return SetParametersResult(successful=True)
 
     def diagnostics_status(self) -> DiagnosticStatus:
-        worker, params, runtime, inputs = self._worker, self._params, self._runtime, self._inputs
+        worker, params, runtime, inputs = self._worker, self._params, self._slot.runtime, self._inputs
         topic = inputs.image_topic if inputs is not None else ""
         reliability = ",".join(sorted(set(inputs.reliability.values()))) if inputs is not None else ""
         pending = worker.dropped + worker.late if worker is not None else 0
         report = self._stats.report(
-            self._state, params, pending, runtime, self._model_file, topic, reliability
+            self._state, params, pending, runtime, self._slot.model_file, topic, reliability
         )
         hardware = runtime.name if runtime is not None else "none"
         return diagnostic_status(report, f"{self.get_name()}: restoration", hardware)
@@ -280,12 +280,15 @@ def main(args: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     rclpy.init(args=args)
     node: RestoreNode | None = None
+    # Two threads: frames (own callback group) keep flowing while a parameter callback loads a model.
+    executor = MultiThreadedExecutor(num_threads=2)
     try:
         node = RestoreNode()
-        rclpy.spin(node)
+        rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown(timeout_sec=5.0)  # a configure in progress sees the shutdown and gives up
         if node is not None:
             node.release()
             node.destroy_node()

@@ -1,4 +1,5 @@
-"""``qdr demo``: model choice and a reduced end-to-end run (6 frames through the live node)."""
+"""``qdr demo``: model choice and a reduced end-to-end run (one frame per segment of the day through
+the live node)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_demo_reduced_run(tmp_path, capsys) -> None:
             str(model),
             "--output",
             str(out),
-            "--repeat",
+            "--per-segment",
             "1",
             "--rate",
             "10",
@@ -53,14 +54,20 @@ def test_demo_reduced_run(tmp_path, capsys) -> None:
     result = json.loads((out / "result.json").read_text())
     # Live, the node may drop a frame when the machine is loaded (its counters say so): the scored
     # frames are the ones that came back.
-    scored = result["frames_received"] if result["mode"] == "live" else 6
+    scored = result["frames_received"] if result["mode"] == "live" else 5
     assert result["n_frames"] == scored and "psnr_input" in result
     assert result["detection"]["degraded"]["n_reference"] > 0
     assert "PSNR (dB)" in captured.out and "report:" in captured.out
     assert (out / "report" / "report.html").is_file() and (out / "report" / "grid.png").is_file()
+    assert (out / "report" / "crops.png").is_file()
+    segments = result["segments"]
+    assert [s["name"] for s in segments] == ["daylight", "dusk", "night", "rainy night", "fog"]
+    assert sum(s["n_frames"] for s in segments) == result["n_frames"]
+    assert "PSNR night (dB)" in captured.out or result["mode"] == "live"
+    assert "## PSNR per segment" in (out / "report" / "report.md").read_text()
     if result["mode"] == "live":
         assert (
-            result["frames_sent"] == 6 and result["frames_received"] >= 1 and result["latency_ms"]["p95"] > 0
+            result["frames_sent"] == 5 and result["frames_received"] >= 1 and result["latency_ms"]["p95"] > 0
         )
         counters = result["node_counters"]
         missing = counters["dropped"] + counters["lost"] + counters["throttled"] + counters["failed"]
@@ -68,6 +75,6 @@ def test_demo_reduced_run(tmp_path, capsys) -> None:
     else:
         assert "OFFLINE" in captured.out
     # A second run replaces the previous demo bag instead of failing.
-    assert main(["demo", "--model", str(model), "--output", str(out), "--repeat", "1", "--offline",
+    assert main(["demo", "--model", str(model), "--output", str(out), "--per-segment", "1", "--offline",
                  "--detector", "none"]) == 0  # fmt: skip
     assert Path(out / "bag" / "metadata.yaml").is_file()

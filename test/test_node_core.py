@@ -78,8 +78,8 @@ def test_runtime_changes_use_the_same_conversion():
     with pytest.raises(ConfigError, match="output_encoding"):
         params.with_changes(output_encoding="bayer_rggb8")
     assert runtime_change_error(["max_fps", "output_encoding"], "active") is None
-    reason = runtime_change_error(["model_path", "max_fps"], "active")
-    assert reason.startswith("model_path cannot change while the node is active")
+    reason = runtime_change_error(["backend", "max_fps"], "active")
+    assert reason.startswith("backend cannot change while the node is active")
     assert {p.name for p in PARAMETERS if p.runtime} == RUNTIME_PARAMS
 
 

@@ -85,7 +85,7 @@ def test_model_path_skips_task_check():
 
 
 def test_runtime_params_and_changes():
-    assert {"max_fps", "output_encoding"} == RUNTIME_PARAMS
+    assert {"max_fps", "output_encoding", "task", "model_variant", "model_path"} == RUNTIME_PARAMS
     params = NodeParams().with_changes(max_fps=5.0, output_encoding="bgr8")
     assert params.max_fps == 5.0
     with pytest.raises(ConfigError):

@@ -1,10 +1,12 @@
-"""``qdr demo`` (what ``make demo`` runs): build a small bag from the bundled demo frames, replay it
-live through the qdr_restore lifecycle node with the shipped default model, and summarise.
+"""``qdr demo`` (what ``make demo`` runs): a bag that goes through the day, replayed live through
+the qdr_restore lifecycle node with the node's default model, and summarised.
 
-Steps: degrade ``demo/images`` (default task lowlight) into a bag; start the real node in a
-subprocess; configure + activate it over its lifecycle services; replay the bag at its recorded
-rate; score PSNR / SSIM, person AP (SSDLite, clean frames as reference), latency and throughput;
-write a report. Without rclpy the same evaluation runs offline (in process) and says so.
+Steps: degrade ``demo/images`` segment by segment (clean daylight -> dusk -> night -> rainy night
+-> fog, ``qdr_core.bag.day``) into a bag with the clean frames as reference; start the real node
+in a subprocess; configure + activate it over its lifecycle services; replay the bag at its
+recorded rate; score PSNR / SSIM per segment, person AP (SSDLite, clean frames as reference),
+latency and throughput; write a report with the grid and crops around the brightest spots (lamps).
+Without rclpy the same evaluation runs offline (in process) and says so.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_TASK = "lowlight"
+from qdr_core.node.params import BY_NAME
+from qdr_core.tasks import NODE_TASKS
+
+#: The node's default model (the parameter table's ``task`` default).
+DEFAULT_TASK: str = BY_NAME["task"].default
 #: The model the demo uses, best first: the onnxruntime INT8 export, else the FP32 ONNX.
 MODEL_PREFERENCE = ("int8_cpu.onnx", "fp32.onnx")
 
@@ -21,15 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="end-to-end demo: bag -> live lifecycle node -> report", description=__doc__
     )
-    p.add_argument("--task", default=DEFAULT_TASK, choices=["lowlight", "haze", "rain", "noise"])
+    p.add_argument("--task", default=DEFAULT_TASK, choices=NODE_TASKS,
+                   help=f"model models/<task>/ to use (default: the node's, {DEFAULT_TASK})")  # fmt: skip
     p.add_argument("--model", help="model file (default: models/<task>/int8_cpu.onnx, else fp32.onnx)")
     p.add_argument("--images", help="clean frames (default: the bundled demo/images)")
     p.add_argument(
         "--output", default="runs/demo", help="folder for the bag, results and report (default runs/demo)"
     )
-    p.add_argument(
-        "--repeat", type=int, default=4, help="times the frames are repeated (new degradation each time)"
-    )
+    p.add_argument("--per-segment", type=int, default=0,
+                   help="frames per segment of the day (default: every demo image once)")  # fmt: skip
     p.add_argument("--rate", type=float, default=5.0, help="camera rate of the demo bag, Hz")
     p.add_argument("--offline", action="store_true", help="skip the ROS node; restore in this process")
     p.add_argument("--detector", default="ssdlite", choices=["ssdlite", "hog", "none"])
@@ -58,19 +64,20 @@ def default_model(task: str, roots: list[Path] | None = None) -> Path:
     )
 
 
-def demo_frames(folder: Path, repeat: int):
+def demo_frames(folder: Path, per_segment: int) -> list:
+    """The clean frames of one segment: the images of ``folder``, cycled to ``per_segment`` (0: each once)."""
     from qdr_core.bag.make import frames_from_images
 
-    for r in range(repeat):
-        for name, image in frames_from_images(folder):
-            yield f"{Path(name).stem}_r{r}", image
+    images = [image for _, image in frames_from_images(folder)]
+    count = per_segment or len(images)
+    return [images[i % len(images)] for i in range(count)] if images else []
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from qdr_core.bag.make import make_bag
+    from qdr_core.bag.day import DAY, make_day_bag, segment_scores
     from qdr_core.commands.bag import remove_bag, summary_line
     from qdr_core.detect import build_detector
     from qdr_core.errors import DataError
@@ -78,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from qdr_core.report import write_report
 
     started = time.perf_counter()
-    if args.repeat < 1:
-        raise DataError(f"--repeat must be >= 1, got {args.repeat}")
+    if args.per_segment < 0:
+        raise DataError(f"--per-segment must be >= 0, got {args.per_segment}")
     model = Path(args.model) if args.model else default_model(args.task)
     if not model.is_file():
         raise DataError(f"model not found: {model}")
@@ -89,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
     bag = out / "bag"
     remove_bag(bag)  # the previous demo's bag
     print(f"qdr demo: task {args.task}, model {model}")
-    made = make_bag(args.task, demo_frames(images, args.repeat), bag, rate=args.rate)
-    print(f"  bag: {bag} ({made['n_frames']} frames {made['size'][0]}x{made['size'][1]} at {args.rate:g} Hz)")
+    made = make_day_bag(demo_frames(images, args.per_segment), bag, rate=args.rate)
+    day = " -> ".join(f"{s['name']} ({s['condition']})" for s in made["segments"])
+    print(
+        f"  bag: {bag} ({made['n_frames']} frames {made['size'][0]}x{made['size'][1]} at {args.rate:g} Hz): {day}"
+    )
     detector = None if args.detector == "none" else build_detector(args.detector)
 
     from qdr_core.errors import BackendUnavailableError
@@ -110,12 +120,15 @@ def run(args: argparse.Namespace) -> int:
 
         remove_bag(out / "restored_bag")
         with load_runtime(model, num_threads=args.threads) as runtime:
-            result, scorer = evaluate_bag_offline(bag, runtime, out / "restored_bag", detector=detector)
+            result, scorer = evaluate_bag_offline(bag, runtime, out / "restored_bag", detector=detector,
+                                                  grid_frames=len(DAY))  # fmt: skip
     else:
         options = LiveOptions(num_threads=args.threads, log_dir=str(out / "node"))
-        result, scorer = evaluate_bag_live(bag, model, options=options, detector=detector,
+        result, scorer = evaluate_bag_live(bag, model, options=options, detector=detector, grid_frames=len(DAY),
                                            progress=lambda m: print(f"  {m}"))  # fmt: skip
-    report = write_report(result, scorer, out / "report", title=f"qdr demo: {args.task} ({result['mode']})")
+    result["segments"] = segment_scores(result.get("frames", []), made["segments"])
+    title = f"qdr demo: through the day, {args.task} model ({result['mode']})"
+    report = write_report(result, scorer, out / "report", title=title)
     result["report"] = str(report)
     result["seconds"] = time.perf_counter() - started
     (out / "result.json").write_text(json.dumps(result, indent=2))
@@ -128,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
 
 def format_summary(result: dict) -> str:
     lines = ["", f"  {'':28s}{'degraded':>10s}{'restored':>10s}"]
+    for seg in result.get("segments", []):
+        if seg["psnr_input"] is not None:
+            label = f"PSNR {seg['name']} (dB)"
+            lines.append(f"  {label:28s}{seg['psnr_input']:10.2f}{seg['psnr_output']:10.2f}")
     if "psnr_input" in result:
         lines.append(f"  {'PSNR (dB)':28s}{result['psnr_input']:10.2f}{result['psnr_output']:10.2f}")
         lines.append(f"  {'SSIM':28s}{result['ssim_input']:10.3f}{result['ssim_output']:10.3f}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from qdr_core.errors import ConfigError, ImageFormatError
 from qdr_core.image_encodings import OUTPUT_ENCODINGS, check_output_encoding
+from qdr_core.tasks import NODE_TASKS
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Param:
         choices: the allowed values (shown in the table; checked unless ``check`` is given).
         low / high: inclusive numeric range (``high`` None: no upper bound).
         runtime: may change while the node is configured (inactive or active).
+            A change of the model file (``model_change``) loads the new one beside the old one.
         check: a validator raising ConfigError, for values a plain choice list cannot describe.
         only_without_model_path: checked only when ``model_path`` is empty.
     """
@@ -165,12 +167,13 @@ _QOS_OUTPUT = ("SYSTEM_DEFAULT", *(n for n in QOS_PRESETS if n not in ("AUTO", "
 PARAMETERS: tuple[Param, ...] = (
     Param("model_path", str, "",
           "`.onnx` or `.pt`; absolute, or relative to the package share dir, then the source tree, "
-          "then the working dir. Empty: `models/<task>/<model_variant>.onnx`"),
-    Param("task", str, "lowlight", "shipped model to use when `model_path` is empty",
-          choices=("lowlight", "haze", "rain", "noise"), only_without_model_path=True),
+          "then the working dir. Empty: `models/<task>/<model_variant>.onnx`", runtime=True),
+    Param("task", str, "lowlight",
+          "shipped model to use when `model_path` is empty; `auto`: the all-conditions model",
+          choices=NODE_TASKS, only_without_model_path=True, runtime=True),
     Param("model_variant", str, "int8_cpu",
           "`int8_cpu` (onnxruntime INT8), `int8_trt` (TensorRT QDQ), `fp32` (ONNX FP32)",
-          choices=("int8_cpu", "int8_trt", "fp32"), only_without_model_path=True),
+          choices=("int8_cpu", "int8_trt", "fp32"), only_without_model_path=True, runtime=True),
     Param("backend", str, "auto",
           "`auto`: `.onnx` → TensorRT if importable and a GPU is visible, else onnxruntime; `.pt` → torch",
           choices=("auto", "tensorrt", "onnxruntime", "torch")),
@@ -252,6 +255,11 @@ NodeParams = make_dataclass(
 )
 NodeParams.__module__ = __name__
 NodeParams.__doc__ = "Validated parameters of ``qdr_restore``; one field per row of ``PARAMETERS``."
+
+
+def model_change(old: NodeParams, new: NodeParams) -> bool:
+    """Whether going from ``old`` to ``new`` needs another model loaded."""
+    return old.model_relpath != new.model_relpath
 
 
 def runtime_change_error(names: Iterable[str], state: str) -> str | None:

@@ -1,5 +1,6 @@
-"""Write report.md + report.html: summary tables, latency histogram, PSNR per frame, a
-degraded | restored | clean grid and LDG gate maps.
+"""Write report.md + report.html: summary tables, PSNR per segment (a day-long bag), latency
+histogram, PSNR per frame, a degraded | restored | clean grid, crops around the brightest spots
+(``crops``) and LDG gate maps.
 
 Plots use matplotlib's Agg backend (no display). Gate maps need a qdr ``.pt`` checkpoint: the
 evaluated model itself, or the ``fp32.pt`` shipped next to an ONNX model (then the maps are the
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from qdr_core.data.imageio import write_rgb
+from qdr_core.report.crops import SCALE, bright_crops
+from qdr_core.report.crops import label as _label
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -163,15 +166,6 @@ def _thumb(image: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
 
 
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    import cv2
-
-    out = image.copy()
-    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(out, text, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return out
-
-
 def grid_image(grid: list[dict[str, Any]], width: int = 320) -> np.ndarray | None:
     """Rows of degraded | restored | clean (clean column only when a reference exists)."""
     if not grid:
@@ -270,6 +264,12 @@ def write_report(
     if grid is not None:
         write_rgb(out / "grid.png", grid)
         figures.append(("grid.png", "degraded | restored | clean"))
+        crops = bright_crops(getattr(scorer, "grid", []))
+        if crops is not None:
+            write_rgb(out / "crops.png", crops)
+            figures.append(
+                ("crops.png", f"around the brightest spot (lamps), {SCALE}x: input | output | clean")
+            )
     checkpoint, gate_note = checkpoint_for_gates(result.get("model", ""))
     if checkpoint is not None:
         try:
@@ -286,6 +286,13 @@ def write_report(
     md = [f"# {title}", "", "| | |", "|---|---|"]
     md += [f"| {k} | {v} |" for k, v in rows]
     md.append("")
+    segments = result.get("segments") or []
+    if segments:
+        md += ["## PSNR per segment", "", "| segment | condition | frames | PSNR degraded → restored (dB) |",
+               "|---|---|---|---|"]  # fmt: skip
+        md += [f"| {g['name']} | {g['condition']} | {g['n_frames']} | {_arrow(g['psnr_input'], g['psnr_output'])} |"
+               for g in segments]  # fmt: skip
+        md.append("")
     for name, caption in figures:
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
     if not any(n == "gates.png" for n, _ in figures):
@@ -303,6 +310,12 @@ def write_report(
     body = [f"<h1>{esc(title)}</h1>", "<table>"]
     body += [f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows]
     body.append("</table>")
+    if segments:
+        body.append("<h2>PSNR per segment</h2><table><tr><th>segment</th><th>condition</th><th>frames</th>"
+                    "<th>PSNR degraded → restored (dB)</th></tr>")  # fmt: skip
+        body += [f"<tr><td>{esc(g['name'])}</td><td>{esc(g['condition'])}</td><td>{g['n_frames']}</td>"
+                 f"<td>{esc(_arrow(g['psnr_input'], g['psnr_output']))}</td></tr>" for g in segments]  # fmt: skip
+        body.append("</table>")
     for name, caption in figures:
         body.append(f"<h2>{esc(caption)}</h2><img src='{esc(name)}' alt='{esc(caption)}'>")
     if not any(n == "gates.png" for n, _ in figures):

@@ -81,6 +81,7 @@ def export_tensorrt_qdq(
         "precision": "int8",
         "quantization": "qdq-tensorrt",
         "size_multiple": str(qat.size_multiple),
+        **({"temporal": "1"} if qat.cfg.temporal else {}),
         **(metadata or {}),
     }
     del proto.metadata_props[:]

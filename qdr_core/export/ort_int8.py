@@ -64,12 +64,9 @@ def _streaming_feeds(model: EFM, batches: Iterable[np.ndarray]) -> list[np.ndarr
     with torch.no_grad():
         for batch in batches:
             x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
-            if (
-                state is None
-                or state.shape[0] != x.shape[0]
-                or state.shape[2:] != model.state_shape(*x.shape[:1], *x.shape[2:])[2:]
-            ):
-                state = torch.zeros(model.state_shape(x.shape[0], x.shape[2], x.shape[3]))
+            shape = model.state_shape(x.shape[0], x.shape[2], x.shape[3])
+            if state is None or tuple(state.shape) != shape:
+                state = torch.zeros(shape)
             feeds.append({"input": x.numpy(), "state_in": state.numpy()})
             state = model(x, state)[1]
     return feeds

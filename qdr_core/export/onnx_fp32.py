@@ -25,6 +25,15 @@ STATE_OUT_NAME = "state_out"
 DEFAULT_OPSET = 17
 
 
+def temporal_metadata(model: nn.Module) -> dict[str, str]:
+    """Metadata that tells runtimes a model is streaming and how its state is sized: ``temporal``
+    and ``state_stride`` (the state of an HxW padded frame is H/stride x W/stride); empty for a
+    single-frame model."""
+    if not getattr(getattr(model, "cfg", None), "temporal", False):
+        return {}
+    return {"temporal": "1", "state_stride": str(model.state_stride)}
+
+
 def inline_identity_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     """Replace ``Identity(initializer)`` nodes (the exporter's de-duplication of equal weights) by
     copies of the initializer, so the graph holds only compute ops."""
@@ -69,7 +78,7 @@ def export_onnx(
         inputs, outputs = [INPUT_NAME, STATE_IN_NAME], [OUTPUT_NAME, STATE_OUT_NAME]
         state_axes = {0: "batch", 2: "state_height", 3: "state_width"}
         axes.update({STATE_IN_NAME: state_axes, STATE_OUT_NAME: state_axes})
-        metadata = {"temporal": "1", **(metadata or {})}
+        metadata = {**temporal_metadata(model), **(metadata or {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(

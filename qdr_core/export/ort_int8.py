@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from qdr_core.errors import ModelFileError
+from qdr_core.export.onnx_fp32 import temporal_metadata
 from qdr_core.export.quant_points import export_float_graph, quant_plan
 from qdr_core.models.efm import EFM
 
@@ -152,7 +153,7 @@ def export_ort_int8(
         "quantization": "qdq-onnxruntime-u8s8",
         "fp32_layers": ",".join(w.rsplit(".", 1)[0] for w in fp32_convs),
         "size_multiple": str(qat.size_multiple),
-        **({"temporal": "1"} if qat.cfg.temporal else {}),
+        **temporal_metadata(qat),
         **(metadata or {}),
     }
     del model.metadata_props[:]

@@ -107,6 +107,8 @@ class EFM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.size_multiple = 4 * 2**cfg.context_levels
+        #: The state (temporal models) has the bottleneck's resolution: 1/4 of the padded frame.
+        self.state_stride = 4
         c, c2 = cfg.width, 2 * cfg.width
         # Stem: a 4x4 stride-2 conv sees each 2x2 cell plus its neighbours (space-to-depth with
         # context) and moves all further work to 1/2 resolution.
@@ -137,7 +139,7 @@ class EFM(nn.Module):
 
     def state_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
         """NCHW shape of the state of a ``height x width`` (padded) frame: the bottleneck's."""
-        return (batch, 2 * self.cfg.width, height // 4, width // 4)
+        return (batch, 2 * self.cfg.width, height // self.state_stride, width // self.state_stride)
 
     def forward(
         self, x: torch.Tensor, state: torch.Tensor | None = None, return_features: bool = False

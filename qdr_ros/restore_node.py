@@ -24,6 +24,7 @@ from rclpy.publisher import Publisher
 from rclpy.time import Time
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
 
 from qdr_core.errors import ConfigError, ImageFormatError
 from qdr_core.frame_restore import restore_compressed, restore_raw
@@ -33,6 +34,7 @@ from qdr_core.node.health import StreamStats
 from qdr_core.node.params import PARAMETERS, NodeParams, parse_qos, runtime_change_error
 from qdr_core.node.runtime import Cancelled, describe, open_runtime
 from qdr_core.node.stream import KeepLatestWorker, RateLimiter
+from qdr_core.node.temporal import TemporalStreams
 from qdr_core.runtime import Runtime
 from qdr_ros.inputs import Inputs
 from qdr_ros.messages import descriptor, diagnostic_status, image_msg, restamped_info
@@ -50,7 +52,7 @@ class RestoreNode(LifecycleNode):
             self.declare_parameter(param.name, param.default, descriptor(param))
         self._params: NodeParams | None = None
         self._runtime: Runtime | None = None
-        self._model_file = ""
+        self._model_file = self._topic = ""  # _topic: the subscribed image topic, one temporal stream
         self._image_pub: Publisher | None = None
         self._info_pub: Publisher | None = None
         self._diag_pub: Publisher | None = None
@@ -59,6 +61,8 @@ class RestoreNode(LifecycleNode):
         self._inputs: Inputs | None = None
         self._worker: KeepLatestWorker | None = None
         self._latest_info: CameraInfo | None = None
+        self._temporal: TemporalStreams | None = None  # per-stream state of a streaming model
+        self._reset_srv: Any = None
         self._state = "unconfigured"
         self._lock = threading.Lock()
         self._limiter = RateLimiter()
@@ -79,6 +83,8 @@ class RestoreNode(LifecycleNode):
             self.get_logger().error(f"configure failed: {describe(exc)}")
             return TransitionCallbackReturn.FAILURE
         self._params, self._runtime, self._model_file = params, opened.runtime, str(opened.model_file)
+        self._temporal = TemporalStreams(opened.runtime, opened.temporal, params.temporal_max_gap)
+        self._reset_srv = self.create_service(Trigger, "~/reset", self._temporal.handle_reset)
         self._limiter.max_fps = params.max_fps
         self._stats = StreamStats()
         out_qos = to_profile(parse_qos(params.output_qos, allow_auto=False))
@@ -100,11 +106,11 @@ class RestoreNode(LifecycleNode):
         self._worker = KeepLatestWorker(self._process, self._on_worker_error, "qdr-restore-worker",
                                         then=self._publish, workers=workers)  # fmt: skip
         self._worker.start()
-        self._inputs = Inputs(self, self._params, self._on_image, self._on_info)
+        self._inputs = Inputs(self, self._params, self._on_image, lambda m: setattr(self, "_latest_info", m))
         self._inputs.subscribe()
         self._qos_timer = self.create_timer(1.0, self._inputs.recheck)
         self._state = "active"
-        topic = self._inputs.image_topic
+        topic = self._topic = self._inputs.image_topic
         self.get_logger().info(f"active: {topic} ({self._inputs.reliability[topic]}) -> restored/image_raw")
         return ret
 
@@ -137,11 +143,12 @@ class RestoreNode(LifecycleNode):
         self._destroy("_image_pub", self.destroy_lifecycle_publisher)
         self._destroy("_info_pub", self.destroy_lifecycle_publisher)
         self._destroy("_diag_pub", self.destroy_publisher)
+        self._destroy("_reset_srv", self.destroy_service)
         with self._lock:
             runtime, self._runtime = self._runtime, None
         if runtime is not None:
             runtime.close()
-        self._latest_info = None
+        self._latest_info = self._temporal = None
         self._params = None  # parameters are read again at the next configure
         self._state = "unconfigured"
 
@@ -163,9 +170,6 @@ class RestoreNode(LifecycleNode):
         if handle is not None:
             destroy(handle)
             setattr(self, attr, None)
-
-    def _on_info(self, msg: CameraInfo) -> None:
-        self._latest_info = msg
 
     def _on_image(self, msg: Image | CompressedImage, lost: int) -> None:
         now, counters, params = time.monotonic(), self._stats.counters, self._params
@@ -191,16 +195,15 @@ class RestoreNode(LifecycleNode):
     def _process(self, item: tuple[Image | CompressedImage, float]) -> tuple[Any, Encoded, float] | None:
         """Stage 1 (inference thread): the restored frame, or None for a rejected one."""
         msg, received = item
-        with self._lock:
-            runtime = self._runtime
-        if runtime is None or self._image_pub is None or self._params is None:
+        temporal = self._temporal  # set with the runtime at configure, cleared with it
+        if temporal is None or self._image_pub is None or self._params is None:
             return None
-        output = self._params.output_encoding
+        output, run = self._params.output_encoding, temporal.for_message(self._topic, msg)
         try:
             if isinstance(msg, CompressedImage):
-                encoded = restore_compressed(runtime, msg.format, msg.data, output)
+                encoded = restore_compressed(run, msg.format, msg.data, output)
             else:
-                encoded = restore_raw(runtime, msg.height, msg.width, msg.encoding, msg.step, msg.data,
+                encoded = restore_raw(run, msg.height, msg.width, msg.encoding, msg.step, msg.data,
                                       bool(msg.is_bigendian), output)  # fmt: skip
         except ImageFormatError as exc:
             self._reject("malformed", str(exc))
@@ -248,7 +251,7 @@ class RestoreNode(LifecycleNode):
         reliability = ",".join(sorted(set(inputs.reliability.values()))) if inputs is not None else ""
         pending = worker.dropped + worker.late if worker is not None else 0
         report = self._stats.report(
-            self._state, params, pending, runtime, self._model_file, topic, reliability
+            self._state, params, pending, runtime, self._model_file, topic, reliability, self._temporal
         )
         hardware = runtime.name if runtime is not None else "none"
         return diagnostic_status(report, f"{self.get_name()}: restoration", hardware)

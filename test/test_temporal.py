@@ -1,11 +1,25 @@
-"""Streaming restoration: the ROS-free state rules (qdr_core.node.temporal)."""
+"""Streaming restoration without ROS: the state rules, the node's temporal decision at configure and
+its per-stream state (qdr_core.node.temporal)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 
 from qdr_core.errors import ConfigError
-from qdr_core.node.temporal import DEFAULT_MAX_GAP, FrameKey, StreamState
+from qdr_core.node.params import NodeParams
+from qdr_core.node.runtime import open_runtime
+from qdr_core.node.temporal import (
+    DEFAULT_MAX_GAP,
+    FrameKey,
+    StreamState,
+    TemporalStreams,
+    resolve_temporal,
+)
+from qdr_core.runtime import load_runtime
 
 
 def key(stamp: float, h: int = 48, w: int = 64, enc: str = "rgb8") -> FrameKey:
@@ -67,3 +81,76 @@ def test_reset_request_applies_to_the_next_frame_only():
 def test_bad_gap_is_refused(gap):
     with pytest.raises(ConfigError, match="temporal_max_gap"):
         StreamState(max_gap=gap)
+
+
+# ----------------------------------------------------------------------------- node side
+
+
+@pytest.fixture(scope="module")
+def stream_model(tmp_path_factory) -> Path:
+    pytest.importorskip("torch")
+    from qdr_core.export.random_model import write_random_model
+
+    return write_random_model(tmp_path_factory.mktemp("stream"), preset="efm-t-stream", seed=3).onnx
+
+
+@pytest.fixture(scope="module")
+def still_model(tmp_path_factory) -> Path:
+    pytest.importorskip("torch")
+    from qdr_core.export.random_model import write_random_model
+
+    return write_random_model(tmp_path_factory.mktemp("still"), preset="efm-t", seed=3).onnx
+
+
+def test_resolve_temporal_rules():
+    assert resolve_temporal("auto", streaming=True) is True
+    assert resolve_temporal("auto", streaming=False) is False
+    assert resolve_temporal("false", streaming=True) is False
+    assert resolve_temporal("false", streaming=True, parallel_frames=4) is False
+    with pytest.raises(ConfigError, match="single-frame"):
+        resolve_temporal("true", streaming=False)
+    with pytest.raises(ConfigError, match="parallel_frames 2 cannot be used with temporal state"):
+        resolve_temporal("auto", streaming=True, parallel_frames=2)
+
+
+def test_configure_refuses_parallel_frames_with_temporal_state(stream_model, still_model):
+    params = NodeParams(model_path=str(stream_model), num_threads=1, warmup_frames=1)
+    opened = open_runtime(params)
+    assert opened.temporal
+    opened.runtime.close()
+    with pytest.raises(ConfigError, match="set parallel_frames: 1 or temporal: false"):
+        open_runtime(params.with_changes(parallel_frames=2))
+    assert not open_runtime(params.with_changes(parallel_frames=2, temporal="false")).temporal
+    with pytest.raises(ConfigError, match="single-frame"):
+        open_runtime(NodeParams(model_path=str(still_model), temporal="true", warmup_frames=0))
+
+
+class Msg:
+    """The fields of an image message ``for_message`` reads (the ROS type is tested in test_ros_temporal)."""
+
+    def __init__(self, stamp: float, encoding: str = "rgb8") -> None:
+        sec = int(stamp)
+        self.header = SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=round((stamp - sec) * 1e9)))
+        self.encoding = encoding
+
+
+def test_temporal_streams_per_stream_state_and_reset(stream_model):
+    runtime = load_runtime(str(stream_model), backend="onnxruntime")
+    streams = TemporalStreams(runtime, enabled=True)
+    frame = (np.random.default_rng(0).random((24, 40, 3)) * 255).astype(np.uint8)
+    still = runtime.infer_uint8(frame)
+
+    def run(stream: str, stamp: float) -> np.ndarray:
+        return np.dstack(streams.for_message(stream, Msg(stamp)).infer_planes8(frame))
+
+    np.testing.assert_array_equal(run("a", 1.0), still)
+    assert np.abs(run("a", 1.1).astype(int) - still).max() > 0
+    np.testing.assert_array_equal(run("b", 1.1), still)  # another stream starts from its own first frame
+    response = streams.handle_reset(None, SimpleNamespace(success=False, message=""))
+    assert response.success and "2 stream(s)" in response.message
+    np.testing.assert_array_equal(run("a", 1.2), still)
+    assert streams.resets() == {"first": 2, "request": 1}
+    assert streams.report_values()["state_resets"] == "3"
+    off = TemporalStreams(runtime, enabled=False)
+    assert off.for_message("a", Msg(1.0)) is runtime
+    assert not off.handle_reset(None, SimpleNamespace(success=True, message="")).success

@@ -17,6 +17,9 @@ from qdr_core.errors import ConfigError, ImageFormatError
 from qdr_core.runtime.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_PIXELS, needs_tiling, plan_tiles
 from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, pad_amounts
 
+#: A streaming model's state input and output (the names ``export.onnx_fp32`` gives them; not
+#: imported from there, which would pull torch into the torch-free runtimes).
+STATE_IN, STATE_OUT = "state_in", "state_out"
 _INV_255 = np.float32(1.0 / 255.0)
 _SCALE_255 = (255.0, 0.0, 0.0, 0.0)  # an OpenCV scalar: the plane times 255
 

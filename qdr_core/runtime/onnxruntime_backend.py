@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ModelFileError
-from qdr_core.runtime.base import Runtime
+from qdr_core.runtime.base import STATE_IN, STATE_OUT, Runtime
 from qdr_core.runtime.contract import ModelSignature
 from qdr_core.runtime.onnx_metadata import count_weights
 
@@ -25,9 +25,6 @@ _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 #: otherwise keeps the peak of the largest frame ever seen (about 100 MB per megapixel) until the
 #: session closes; frames up to about 1280x720 keep theirs, which saves re-allocating every frame.
 ARENA_KEEP_PIXELS = 1280 * 736
-#: A streaming model's state input and output (the names ``export.onnx_fp32`` gives them; not
-#: imported from there, which would pull torch into this module).
-STATE_IN, STATE_OUT = "state_in", "state_out"
 
 
 def _dims(shape) -> tuple[int | None, ...]:

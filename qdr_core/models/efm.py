@@ -144,8 +144,8 @@ class EFM(nn.Module):
     def forward(
         self, x: torch.Tensor, state: torch.Tensor | None = None, return_features: bool = False
     ) -> torch.Tensor | tuple:
-        """Single-frame: ``out`` (``(out, features)`` with ``return_features``). Temporal:
-        ``(out, state_out)`` (``(out, state_out, features)``)."""
+        """Single-frame: ``out``; temporal: ``(out, state_out)``. With ``return_features`` both
+        return ``(out, features)`` (a temporal model's ``state_out`` is ``features["bottleneck"]``)."""
         enc = self.encoder(self.stem_act(self.stem(x)))
         h = self.context(self.down_act(self.down(enc)))
         if self.fusion is not None:
@@ -155,10 +155,9 @@ class EFM(nn.Module):
         bottleneck = self.bottleneck(h)
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
-        head = (out, bottleneck) if self.fusion is not None else (out,)
         if return_features:
-            return (*head, {"encoder": enc, "bottleneck": bottleneck, "decoder": dec})
-        return head if self.fusion is not None else out
+            return out, {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
+        return (out, bottleneck) if self.fusion is not None else out
 
     def shared_inputs(self) -> list[SharedInput]:
         """Every group of layers that read one tensor: the network input (stem conv and global

@@ -165,3 +165,9 @@ def test_torch_and_onnxruntime_carry_the_same_stream(tmp_path):
         assert np.abs(outputs[backend][1] - runtime.infer(frames[1])).max() > 1e-3
     for a, b in zip(outputs["torch"], outputs["onnxruntime"]):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_bench_complexity_reads_a_streaming_graph(stream_onnx):
+    from qdr_core.bench.models import onnx_complexity
+
+    assert onnx_complexity(stream_onnx, 48, 64)["macs"] == count_macs(streaming_model(), 48, 64)

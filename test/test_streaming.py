@@ -171,3 +171,30 @@ def test_bench_complexity_reads_a_streaming_graph(stream_onnx):
     from qdr_core.bench.models import onnx_complexity
 
     assert onnx_complexity(stream_onnx, 48, 64)["macs"] == count_macs(streaming_model(), 48, 64)
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+def test_clip_training_reaches_the_state_path_only_through_later_frames(frames):
+    from qdr_core.train.stream import stream_train_step
+
+    torch.manual_seed(0)
+    model = build_model("efm-t-stream")
+    nn.init.normal_(model.head.weight, std=0.05)  # a zero head would pass no gradient upstream
+    before = model.fusion.upd_prev.weight.detach().clone()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    clean = torch.rand(2, frames, 3, 16, 16)
+    stats = stream_train_step(model, optimizer, clean + 0.1 * torch.randn_like(clean), clean)
+    assert set(stats) == {"loss", "loss_first", "loss_last"} and np.isfinite(stats["loss"])
+    # The first frame's state is zero: only a carried state trains the convs that read it.
+    assert torch.equal(model.fusion.upd_prev.weight, before) == (frames == 1)
+
+
+def test_clip_training_refuses_single_frame_models_and_bad_shapes():
+    from qdr_core.train.losses import CharbonnierLoss
+    from qdr_core.train.stream import clip_losses
+
+    clip = torch.rand(1, 2, 3, 8, 8)
+    with pytest.raises(ConfigError, match="streaming model"):
+        clip_losses(build_model("efm-t"), clip, clip, CharbonnierLoss())
+    with pytest.raises(ConfigError, match="N x T x 3 x H x W"):
+        clip_losses(build_model("efm-t-stream"), clip[0], clip[0], CharbonnierLoss())

@@ -45,3 +45,12 @@ def restore_raw(
 def restore_compressed(runtime: Runtime, fmt: str, data: object, output_encoding: str = "same") -> Encoded:
     """Restore a sensor_msgs/CompressedImage; the result is a raw image (see image_encodings)."""
     return restore_decoded(runtime, decode_compressed(fmt, data), output_encoding)
+
+
+def restore_message(runtime: Runtime, msg: object, output_encoding: str = "same") -> Encoded:
+    """Restore an image message, duck-typed: a CompressedImage (``format``, ``data``) or an Image
+    (``height``, ``width``, ``encoding``, ``step``, ``data``, ``is_bigendian``); no ROS import here."""
+    if hasattr(msg, "format"):
+        return restore_compressed(runtime, msg.format, msg.data, output_encoding)
+    return restore_raw(runtime, msg.height, msg.width, msg.encoding, msg.step, msg.data,
+                       bool(msg.is_bigendian), output_encoding)  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import array
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -48,3 +48,15 @@ def diagnostic_status(report: Report, name: str, hardware_id: str) -> Diagnostic
     status.level = bytes([report.level])  # one byte: OK 0, WARN 1, ERROR 2
     status.values = [KeyValue(key=k, value=v) for k, v in report.values.items()]
     return status
+
+
+def publish_diagnostics(publisher: Any, status: DiagnosticStatus, stamp: Any, context: Any) -> None:
+    """Publish one status on ``/diagnostics``. SIGTERM can shut ``context`` down between a caller's
+    check and the publish: a timer firing during shutdown must not turn a clean exit into a traceback."""
+    msg = DiagnosticArray(status=[status])
+    msg.header.stamp = stamp
+    try:
+        publisher.publish(msg)
+    except Exception:
+        if context.ok():
+            raise

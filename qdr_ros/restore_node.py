@@ -25,9 +25,10 @@ from rclpy.publisher import Publisher
 from rclpy.time import Time
 from rclpy.timer import Timer
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
 
 from qdr_core.errors import ConfigError, ImageFormatError
-from qdr_core.frame_restore import restore_compressed, restore_raw
+from qdr_core.frame_restore import restore_message
 from qdr_core.image_encodings import Encoded
 from qdr_core.node.frame_size import FrameRejected, check_size
 from qdr_core.node.health import StreamStats
@@ -35,8 +36,9 @@ from qdr_core.node.model_slot import ModelSlot, switch_model
 from qdr_core.node.params import PARAMETERS, NodeParams, model_change, parse_qos, runtime_change_error
 from qdr_core.node.runtime import Cancelled, describe, open_runtime
 from qdr_core.node.stream import KeepLatestWorker, RateLimiter
+from qdr_core.node.temporal import TemporalStreams
 from qdr_ros.inputs import Inputs
-from qdr_ros.messages import descriptor, diagnostic_status, image_msg, restamped_info
+from qdr_ros.messages import descriptor, diagnostic_status, image_msg, publish_diagnostics, restamped_info
 from qdr_ros.qos import to_profile
 
 NODE_NAME = "qdr_restore"
@@ -52,6 +54,7 @@ class RestoreNode(LifecycleNode):
         self._params: NodeParams | None = None
         self._slot = ModelSlot()  # the current model; swapped by a runtime task/model change
         self._frames_group = MutuallyExclusiveCallbackGroup()  # see main()
+        self._topic = ""  # the subscribed image topic: one temporal stream
         self._image_pub: Publisher | None = None
         self._info_pub: Publisher | None = None
         self._diag_pub: Publisher | None = None
@@ -60,6 +63,8 @@ class RestoreNode(LifecycleNode):
         self._inputs: Inputs | None = None
         self._worker: KeepLatestWorker | None = None
         self._latest_info: CameraInfo | None = None
+        self._temporal: TemporalStreams | None = None  # per-stream state of a streaming model
+        self._reset_srv: Any = None
         self._state = "unconfigured"
         self._limiter = RateLimiter()
         self._stats = StreamStats()
@@ -81,6 +86,10 @@ class RestoreNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._params = params
         self._slot.swap(opened.runtime, str(opened.model_file))
+        self._temporal = TemporalStreams(opened.runtime, opened.temporal, params.temporal_max_gap)
+        self._reset_srv = self.create_service(
+            Trigger, "~/reset", lambda q, r: self._temporal.handle_reset(q, r)
+        )
         self._limiter.max_fps = params.max_fps
         self._stats = StreamStats()
         out_qos = to_profile(parse_qos(params.output_qos, allow_auto=False))
@@ -102,11 +111,12 @@ class RestoreNode(LifecycleNode):
         self._worker = KeepLatestWorker(self._process, self._on_worker_error, "qdr-restore-worker",
                                         then=self._publish, workers=workers)  # fmt: skip
         self._worker.start()
-        self._inputs = Inputs(self, self._params, self._on_image, self._on_info, self._frames_group)
+        keep_info = lambda m: setattr(self, "_latest_info", m)  # noqa: E731
+        self._inputs = Inputs(self, self._params, self._on_image, keep_info, self._frames_group)
         self._inputs.subscribe()
         self._qos_timer = self.create_timer(1.0, self._inputs.recheck)
-        self._state = "active"
-        topic = self._inputs.image_topic
+        self._state, topic = "active", self._inputs.image_topic
+        self._topic = topic  # one temporal stream per input topic
         self.get_logger().info(f"active: {topic} ({self._inputs.reliability[topic]}) -> restored/image_raw")
         return ret
 
@@ -139,8 +149,9 @@ class RestoreNode(LifecycleNode):
         self._destroy("_image_pub", self.destroy_lifecycle_publisher)
         self._destroy("_info_pub", self.destroy_lifecycle_publisher)
         self._destroy("_diag_pub", self.destroy_publisher)
+        self._destroy("_reset_srv", self.destroy_service)
         self._slot.swap(None)
-        self._latest_info = None
+        self._latest_info = self._temporal = None
         self._params = None  # parameters are read again at the next configure
         self._state = "unconfigured"
 
@@ -162,9 +173,6 @@ class RestoreNode(LifecycleNode):
         if handle is not None:
             destroy(handle)
             setattr(self, attr, None)
-
-    def _on_info(self, msg: CameraInfo) -> None:
-        self._latest_info = msg
 
     def _on_image(self, msg: Image | CompressedImage, lost: int) -> None:
         now, counters, params = time.monotonic(), self._stats.counters, self._params
@@ -191,15 +199,13 @@ class RestoreNode(LifecycleNode):
         """Stage 1 (inference thread): the restored frame, or None for a rejected one."""
         msg, received = item
         with self._slot.use() as runtime:
-            if runtime is None or self._image_pub is None or self._params is None:
+            temporal = self._temporal  # follows the model: rebuilt when a runtime change swaps it
+            if runtime is None or temporal is None or self._image_pub is None or self._params is None:
                 return None
-            output = self._params.output_encoding
+            # A frame that took the old model during a swap is restored by it as a still.
+            run = temporal.for_message(self._topic, msg) if temporal.runtime is runtime else runtime
             try:
-                if isinstance(msg, CompressedImage):
-                    encoded = restore_compressed(runtime, msg.format, msg.data, output)
-                else:
-                    encoded = restore_raw(runtime, msg.height, msg.width, msg.encoding, msg.step, msg.data,
-                                          bool(msg.is_bigendian), output)  # fmt: skip
+                encoded = restore_message(run, msg, self._params.output_encoding)
             except ImageFormatError as exc:
                 self._reject("malformed", str(exc))
                 return None
@@ -233,7 +239,8 @@ class RestoreNode(LifecycleNode):
         try:
             updated = self._params.with_changes(**ours)
             if model_change(self._params, updated):  # loaded beside the old model, which keeps restoring
-                switch_model(self._slot, updated, cancelled=lambda: not self.context.ok())
+                opened = switch_model(self._slot, updated, cancelled=lambda: not self.context.ok())
+                self._temporal = TemporalStreams(opened.runtime, opened.temporal, updated.temporal_max_gap)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=describe(exc))
         self._limiter.max_fps = updated.max_fps
@@ -248,7 +255,7 @@ class RestoreNode(LifecycleNode):
         reliability = ",".join(sorted(set(inputs.reliability.values()))) if inputs is not None else ""
         pending = worker.dropped + worker.late if worker is not None else 0
         report = self._stats.report(
-            self._state, params, pending, runtime, self._slot.model_file, topic, reliability
+            self._state, params, pending, runtime, self._slot.model_file, topic, reliability, self._temporal
         )
         hardware = runtime.name if runtime is not None else "none"
         return diagnostic_status(report, f"{self.get_name()}: restoration", hardware)
@@ -257,15 +264,7 @@ class RestoreNode(LifecycleNode):
         pub = self._diag_pub
         if pub is None or not self.context.ok():
             return
-        msg = DiagnosticArray(status=[self.diagnostics_status()])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        try:
-            pub.publish(msg)
-        except Exception:
-            # SIGTERM can shut the context down between the check above and the publish: a
-            # timer firing during shutdown must not turn a clean exit into a traceback.
-            if self.context.ok():
-                raise
+        publish_diagnostics(pub, self.diagnostics_status(), self.get_clock().now().to_msg(), self.context)
 
 
 def _interrupt(signum: int, frame: Any) -> None:

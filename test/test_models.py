@@ -54,8 +54,15 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
         with torch.no_grad():
             for conv in model.context.up:
                 conv.weight.normal_(0, 0.1)
+    if model.cfg.temporal:  # so does the fusion's update: open it, or the gate gets no gradient
+        with torch.no_grad():
+            model.fusion.upd_prev.weight.normal_(0, 0.1)
     side = max(16, 2 * model.size_multiple)
-    model(torch.rand(1, 3, side, side)).square().mean().backward()
+    if model.cfg.temporal:  # a zero state (the first frame) leaves the state convs without gradient
+        out, _ = model(torch.rand(1, 3, side, side), torch.rand(model.state_shape(1, side, side)))
+    else:
+        out = model(torch.rand(1, 3, side, side))
+    out.square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
 

@@ -132,9 +132,16 @@ def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4:
         raise ModelFileError(f"{path}: expected an NCHW input")
-    for dim, value in zip(dims, (1, 3, height, width)):
-        dim.ClearField("dim_param")
-        dim.dim_value = value
+    fixed = {model.graph.input[0].name: (1, 3, height, width)}
+    if meta.get("temporal") == "1":  # a streaming model's state input follows the frame's size
+        stride = int(meta.get("state_stride", "1"))
+        state = next(i for i in model.graph.input if i.name == "state_in")
+        channels = state.type.tensor_type.shape.dim[1].dim_value
+        fixed["state_in"] = (1, channels, height // stride, width // stride)
+    for inp in model.graph.input:
+        for dim, value in zip(inp.type.tensor_type.shape.dim, fixed.get(inp.name, ())):
+            dim.ClearField("dim_param")
+            dim.dim_value = value
     model = shape_inference.infer_shapes(model)
     shapes: dict[str, list[int]] = {}
     for info in [*model.graph.value_info, *model.graph.output, *model.graph.input]:

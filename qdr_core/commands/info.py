@@ -18,18 +18,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def describe_preset(name: str, height: int, width: int) -> dict:
+    from qdr_core.export.onnx_fp32 import INPUT_NAME, OUTPUT_NAME, STATE_IN_NAME, STATE_OUT_NAME
     from qdr_core.models import build_model
     from qdr_core.models.complexity import count_macs, count_params
 
     model = build_model(name)
+    state = model.cfg.temporal
     return {
         "preset": name,
         "config": model.cfg.to_dict(),
         "params": count_params(model),
         "gmacs": round(count_macs(model, height, width) / 1e9, 3),
         "resolution": f"{width}x{height}",
-        "inputs": ["input"],
-        "outputs": ["output"],
+        "inputs": [INPUT_NAME, *([STATE_IN_NAME] if state else [])],
+        "outputs": [OUTPUT_NAME, *([STATE_OUT_NAME] if state else [])],
     }
 
 

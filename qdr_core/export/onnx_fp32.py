@@ -19,7 +19,19 @@ from qdr_core.sizes import round_up_size
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
+#: A streaming model's state, an explicit graph input and output (see ``models.streaming``).
+STATE_IN_NAME = "state_in"
+STATE_OUT_NAME = "state_out"
 DEFAULT_OPSET = 17
+
+
+def temporal_metadata(model: nn.Module) -> dict[str, str]:
+    """Metadata that tells runtimes a model is streaming and how its state is sized: ``temporal``
+    and ``state_stride`` (the state of an HxW padded frame is H/stride x W/stride); empty for a
+    single-frame model."""
+    if not getattr(getattr(model, "cfg", None), "temporal", False):
+        return {}
+    return {"temporal": "1", "state_stride": str(model.state_stride)}
 
 
 def inline_identity_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -46,7 +58,10 @@ def export_onnx(
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Export ``model`` (RGB [0,1] NCHW in, same out) with dynamic batch, height and width.
-    The trace's sample is ``sample_size`` or the smallest square >= 64 the model accepts."""
+    The trace's sample is ``sample_size`` or the smallest square >= 64 the model accepts.
+
+    A streaming model (``cfg.temporal``) gets ``state_in`` / ``state_out`` as a second input and
+    output, dynamic like the image, and ``temporal: 1`` metadata."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
@@ -55,15 +70,24 @@ def export_onnx(
         sample_size = round_up_size((64, 64), multiple or 1)
     sample = torch.rand(1, 3, *sample_size)
     dynamic = {0: "batch", 2: "height", 3: "width"}
+    args, inputs, outputs = (sample,), [INPUT_NAME], [OUTPUT_NAME]
+    axes = {INPUT_NAME: dynamic, OUTPUT_NAME: dynamic}
+    temporal = bool(getattr(getattr(model, "cfg", None), "temporal", False))
+    if temporal:
+        args = (sample, torch.rand(model.state_shape(1, *sample_size)))
+        inputs, outputs = [INPUT_NAME, STATE_IN_NAME], [OUTPUT_NAME, STATE_OUT_NAME]
+        state_axes = {0: "batch", 2: "state_height", 3: "state_width"}
+        axes.update({STATE_IN_NAME: state_axes, STATE_OUT_NAME: state_axes})
+        metadata = {**temporal_metadata(model), **(metadata or {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
-            (sample,),
+            args,
             str(path),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=opset,
             do_constant_folding=True,
             dynamo=False,

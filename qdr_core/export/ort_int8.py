@@ -25,6 +25,7 @@ import numpy as np
 import onnx
 
 from qdr_core.errors import ModelFileError
+from qdr_core.export.onnx_fp32 import temporal_metadata
 from qdr_core.export.quant_points import export_float_graph, quant_plan
 from qdr_core.models.efm import EFM
 
@@ -42,13 +43,34 @@ class _Reader:
     """``CalibrationDataReader`` over NCHW float32 batches."""
 
     def __init__(self, batches: Iterable[np.ndarray]) -> None:
-        self._it = iter([{"input": np.ascontiguousarray(b, np.float32)} for b in batches])
+        self._it = iter(
+            [b if isinstance(b, dict) else {"input": np.ascontiguousarray(b, np.float32)} for b in batches]
+        )
 
     def get_next(self):
         return next(self._it, None)
 
     def rewind(self) -> None:  # pragma: no cover - quantize_static reads once
         pass
+
+
+def _streaming_feeds(model: EFM, batches: Iterable[np.ndarray]) -> list[np.ndarray | dict]:
+    """Calibration feeds of a streaming model: the batches as consecutive frames of one stream,
+    each with the state the float model carried from the previous one (zeros for the first), so
+    the ranges are those of a running stream."""
+    import torch
+
+    feeds: list[np.ndarray | dict] = []
+    state = None
+    with torch.no_grad():
+        for batch in batches:
+            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
+            shape = model.state_shape(x.shape[0], x.shape[2], x.shape[3])
+            if state is None or tuple(state.shape) != shape:
+                state = torch.zeros(shape)
+            feeds.append({"input": x.numpy(), "state_in": state.numpy()})
+            state = model(x, state)[1]
+    return feeds
 
 
 def tensor_overrides(qat: EFM, graph: onnx.GraphProto) -> dict[str, list[dict]]:
@@ -103,11 +125,14 @@ def export_ort_int8(
 
     Args:
         qat: the fake-quant model.
-        calibration: NCHW float32 batches for the ranges QAT did not learn.
+        calibration: NCHW float32 batches for the ranges QAT did not learn (a streaming model
+            reads them as consecutive frames of one stream).
         metadata: extra ``metadata_props``.
         fp32_convs: weight names of convs kept in FP32 (see ``CPU_FP32_CONVS``); () = all INT8.
     """
-    proto, _ = export_float_graph(qat, opset)
+    proto, float_model = export_float_graph(qat, opset)
+    if qat.cfg.temporal:
+        calibration = _streaming_feeds(float_model, calibration)
     overrides = tensor_overrides(qat, proto.graph)
     excluded = [n.name for n in proto.graph.node if n.op_type == "Conv" and n.input[1] in fp32_convs]
     path = Path(path)
@@ -128,6 +153,7 @@ def export_ort_int8(
         "quantization": "qdq-onnxruntime-u8s8",
         "fp32_layers": ",".join(w.rsplit(".", 1)[0] for w in fp32_convs),
         "size_multiple": str(qat.size_multiple),
+        **temporal_metadata(qat),
         **(metadata or {}),
     }
     del model.metadata_props[:]

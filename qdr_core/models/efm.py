@@ -20,6 +20,7 @@ from torch import nn
 from qdr_core.errors import ConfigError
 from qdr_core.models.blocks import Add, ResidualBlock, SharedInput
 from qdr_core.models.context import ContextPyramid
+from qdr_core.models.streaming import TemporalFusion
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class EFMConfig:
         context_levels: extra stride-2 levels below the bottleneck (1/8, 1/16, ...; see
             ``models.context``) for degradations that need the whole frame (haze). Each level
             doubles the size multiple the input must have (4 * 2**levels).
+        temporal: a streaming model: carries its bottleneck to the next frame
+            (``models.streaming``); forward takes ``(frame, state)`` and returns
+            ``(restored, state)``.
     """
 
     width: int = 32
@@ -45,6 +49,7 @@ class EFMConfig:
     ldg: bool = True
     gate_channels: int = 1
     context_levels: int = 0
+    temporal: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 1 or min(self.enc_blocks, self.mid_blocks, self.dec_blocks, self.context_levels) < 0:
@@ -77,6 +82,9 @@ PRESETS: dict[str, EFMConfig] = {
     # Five levels (down to 1/128): the deepest 3x3 convs see the whole frame, so frame-wide
     # statistics (haze's airlight and overall density) are in reach; inputs pad to multiples of 128.
     "efm-s-ctx5": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5),
+    # Streaming variants (same size + temporal fusion at the bottleneck; see models.streaming).
+    "efm-t-stream": EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1, temporal=True),
+    "efm-s-stream": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True),
 }
 DEFAULT_PRESET = "efm-s"
 
@@ -90,12 +98,17 @@ def preset_config(name: str, **overrides) -> EFMConfig:
 
 class EFM(nn.Module):
     """Edge-Friendly Model. Input and output: RGB in [0, 1], NCHW, H and W multiples of
-    ``size_multiple`` (4, or 4 * 2**context_levels with a context pyramid)."""
+    ``size_multiple`` (4, or 4 * 2**context_levels with a context pyramid).
+
+    A temporal (streaming) EFM also takes and returns the state (``state_shape``); a missing state
+    is a zero state (the first frame of a stream)."""
 
     def __init__(self, cfg: EFMConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.size_multiple = 4 * 2**cfg.context_levels
+        #: The state (temporal models) has the bottleneck's resolution: 1/4 of the padded frame.
+        self.state_stride = 4
         c, c2 = cfg.width, 2 * cfg.width
         # Stem: a 4x4 stride-2 conv sees each 2x2 cell plus its neighbours (space-to-depth with
         # context) and moves all further work to 1/2 resolution.
@@ -107,6 +120,7 @@ class EFM(nn.Module):
         self.down = nn.Conv2d(c, c2, 3, stride=2, padding=1)
         self.down_act = nn.ReLU()
         self.context = ContextPyramid(c2, cfg.context_levels) if cfg.context_levels else nn.Identity()
+        self.fusion = TemporalFusion(c2) if cfg.temporal else None
         self.bottleneck = nn.Sequential(
             *[ResidualBlock(c2, cfg.ldg, cfg.gate_channels) for _ in range(cfg.mid_blocks)]
         )
@@ -123,23 +137,34 @@ class EFM(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def state_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """NCHW shape of the state of a ``height x width`` (padded) frame: the bottleneck's."""
+        return (batch, 2 * self.cfg.width, height // self.state_stride, width // self.state_stride)
+
     def forward(
-        self, x: torch.Tensor, return_features: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        self, x: torch.Tensor, state: torch.Tensor | None = None, return_features: bool = False
+    ) -> torch.Tensor | tuple:
+        """Single-frame: ``out``; temporal: ``(out, state_out)``. With ``return_features`` both
+        return ``(out, features)`` (a temporal model's ``state_out`` is ``features["bottleneck"]``)."""
         enc = self.encoder(self.stem_act(self.stem(x)))
-        bottleneck = self.bottleneck(self.context(self.down_act(self.down(enc))))
+        h = self.context(self.down_act(self.down(enc)))
+        if self.fusion is not None:
+            if state is None:
+                state = h.new_zeros(self.state_shape(x.shape[0], x.shape[2], x.shape[3]))
+            h = self.fusion(h, state)
+        bottleneck = self.bottleneck(h)
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
         if return_features:
             return out, {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
-        return out
+        return (out, bottleneck) if self.fusion is not None else out
 
     def shared_inputs(self) -> list[SharedInput]:
         """Every group of layers that read one tensor: the network input (stem conv and global
         residual Add), the encoder output (down conv and skip Add), and those inside the blocks."""
         groups: list[SharedInput] = []
         for module in self.modules():
-            if isinstance(module, (ResidualBlock, ContextPyramid)):
+            if isinstance(module, (ResidualBlock, ContextPyramid, TemporalFusion)):
                 groups += module.shared_inputs()
         return [*groups, [(self.down, 0), (self.skip_add, 1)], [(self.stem, 0), (self.residual_add, 0)]]
 

@@ -77,9 +77,10 @@ class StreamStats:
         model_file: str = "",
         input_topic: str = "",
         input_reliability: str = "",
+        temporal: Any | None = None,
     ) -> Report:
         """The report since the last one; ``pending_dropped``: the running worker's drops, not yet
-        folded into the counters."""
+        folded into the counters; ``temporal``: the node's ``TemporalStreams`` (its resets)."""
         counters = self.counters.copy()
         counters.dropped += pending_dropped
         in_rate, out_rate = self.in_rate.rate(), self.out_rate.rate()
@@ -110,6 +111,8 @@ class StreamStats:
             "output_encoding": params.output_encoding if params is not None else "same",
         }
         values.update({f"model_meta.{k}": str(v) for k, v in sorted(metadata.items())[:12]})
+        if temporal is not None:
+            values.update(temporal.report_values())
         message = "; ".join(problems) or f"restoring at {out_rate:.1f} fps"
         return Report(level, message, values)
 

@@ -187,6 +187,12 @@ PARAMETERS: tuple[Param, ...] = (
     Param("parallel_frames", int, 1,
           "frames restored at once (onnxruntime, torch; TensorRT: 1). 1 = lowest latency; on an N-core CPU, "
           "N with `num_threads: 1` = most frames per second (see Performance)", low=1, high=16),
+    Param("temporal", str, "auto",
+          "restore with the previous frame's state (streaming models); `auto`: on when the model has a "
+          "state input. Needs `parallel_frames: 1`", choices=("auto", "true", "false")),
+    Param("temporal_max_gap", float, 0.5,
+          "seconds between frames above which the state is dropped (the frame is restored as a still)",
+          low=0.001, high=3600),
     Param("input_qos", str, "auto",
           "`auto` subscribes best effort if any publisher is best effort, else reliable",
           choices=_QOS_INPUT, check=lambda v: parse_qos(v, allow_auto=True)),

@@ -24,6 +24,7 @@ import numpy as np
 
 from qdr_core.errors import ConfigError, QdrError
 from qdr_core.node.params import NodeParams, resolve_model_path
+from qdr_core.node.temporal import resolve_temporal
 from qdr_core.paths import source_root
 from qdr_core.runtime import Runtime, auto_backend, load_runtime
 
@@ -116,6 +117,8 @@ class OpenedRuntime:
     runtime: Runtime
     model_file: Path
     warmup_s: float
+    #: Restore with temporal state (``node.temporal.resolve_temporal``).
+    temporal: bool = False
 
 
 def _load(params: NodeParams, model_file: Path) -> Runtime:
@@ -158,6 +161,11 @@ def open_runtime(
         raise
     except Exception as exc:  # an unexpected loader error must still say what happened, in one line
         raise ConfigError(describe(exc)) from None
+    try:
+        temporal = resolve_temporal(params.temporal, runtime.streaming, params.parallel_frames)
+    except ConfigError:
+        runtime.close()
+        raise
     started = time.monotonic()
     try:
         # The 8-bit path camera frames take, so its buffers are warm too.
@@ -174,4 +182,4 @@ def open_runtime(
         if not isinstance(exc, Exception):
             raise
         raise ConfigError(f"warm-up inference raised {describe(exc)}") from None
-    return OpenedRuntime(runtime, Path(os.fspath(model_file)), time.monotonic() - started)
+    return OpenedRuntime(runtime, Path(os.fspath(model_file)), time.monotonic() - started, temporal)

@@ -17,6 +17,9 @@ from qdr_core.errors import ConfigError, ImageFormatError
 from qdr_core.runtime.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_PIXELS, needs_tiling, plan_tiles
 from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, pad_amounts
 
+#: A streaming model's state input and output (the names ``export.onnx_fp32`` gives them; not
+#: imported from there, which would pull torch into the torch-free runtimes).
+STATE_IN, STATE_OUT = "state_in", "state_out"
 _INV_255 = np.float32(1.0 / 255.0)
 _SCALE_255 = (255.0, 0.0, 0.0, 0.0)  # an OpenCV scalar: the plane times 255
 
@@ -65,6 +68,10 @@ class Runtime(abc.ABC):
             (``contract.ModelSignature``), None when it cannot tell before running.
         tile_pixels / tile_overlap: frames larger than ``tile_pixels`` run in overlapping tiles
             (``tiling``); set with ``set_tiling``.
+        streaming: the model carries state between frames (``state_in`` / ``state_out``);
+            ``infer`` restores a still (zero state), ``runtime.stateful.StreamSession`` a stream.
+        state_channels / state_stride: a streaming model's state of an HxW padded frame is
+            ``1 x state_channels x H/state_stride x W/state_stride``.
     """
 
     name: str = "base"
@@ -83,6 +90,9 @@ class Runtime(abc.ABC):
         self.tile_overlap = DEFAULT_TILE_OVERLAP
         #: Largest (H, W) one run accepts (a TensorRT profile's maximum); larger frames are tiled.
         self.max_tile_shape: tuple[int, int] | None = None
+        self.streaming = False
+        self.state_channels = 0
+        self.state_stride = 1
         self._closed = False
 
     def set_tiling(
@@ -105,6 +115,15 @@ class Runtime(abc.ABC):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Run the model on a contiguous 1x3xHxW float32 batch (H, W multiples of size_multiple);
         return a 1x3xHxW float32 array (not yet clipped)."""
+
+    def _run_state(self, batch: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A streaming model's run: ``(output, state_out)`` for ``batch`` and the previous state."""
+        raise NotImplementedError(f"{self.name} runtime of {self.model_path} carries no state")
+
+    def zero_state(self, height: int, width: int) -> np.ndarray:
+        """The state of the first frame of a stream (``height x width``: the padded frame)."""
+        shape = (1, self.state_channels, height // self.state_stride, width // self.state_stride)
+        return np.zeros(shape, np.float32)
 
     def _release(self) -> None:  # noqa: B027 - optional hook, most backends free by refcount
         """Free backend resources; called once by ``close``."""

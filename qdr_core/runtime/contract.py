@@ -134,3 +134,30 @@ def check_runtime(runtime, contract: ModelContract = DEFAULT_CONTRACT) -> None:
         )
     if not np.isfinite(np.asarray(out, dtype=np.float32)).all():
         raise _fail(runtime, f"returns non-finite values on a {side}x{side} probe frame")
+    if getattr(runtime, "streaming", False):
+        _check_state(runtime, batch)
+
+
+def _check_state(runtime, batch: np.ndarray) -> None:
+    """A streaming model's state: ``state_out`` has ``state_in``'s shape (so it can be fed back),
+    stays finite over two frames, and the second frame's output is still a frame."""
+    side = batch.shape[2]
+    state = runtime.zero_state(side, side)
+    for frame in (1, 2):
+        try:
+            out, new_state = runtime._run_state(batch, state)
+        except Exception as exc:
+            raise _fail(
+                runtime, f"fails on probe frame {frame} of a stream ({type(exc).__name__}: {exc})"
+            ) from exc
+        if tuple(np.shape(new_state)) != state.shape:
+            raise _fail(
+                runtime,
+                f"returns state_out {list(np.shape(new_state))} for state_in {list(state.shape)}: "
+                "the state cannot be fed back",
+            )
+        if tuple(np.shape(out)) != batch.shape or not np.isfinite(np.asarray(new_state, np.float32)).all():
+            raise _fail(
+                runtime, f"returns a bad frame or non-finite state on probe frame {frame} of a stream"
+            )
+        state = np.asarray(new_state, np.float32)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ModelFileError
-from qdr_core.runtime.base import Runtime
+from qdr_core.runtime.base import STATE_IN, STATE_OUT, Runtime
 from qdr_core.runtime.contract import ModelSignature
 from qdr_core.runtime.onnx_metadata import count_weights
 
@@ -90,6 +90,7 @@ class OnnxRuntime(Runtime):
                 f"{self.model_path} is not a loadable ONNX model ({type(exc).__name__}: {exc})"
             ) from exc
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        inputs = self._split_state(inputs, outputs)
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             shapes = [(i.name, i.shape) for i in inputs]
             raise ModelFileError(f"{self.model_path}: expected one NCHW image input, got {shapes}")
@@ -122,11 +123,33 @@ class OnnxRuntime(Runtime):
             n_weights=count_weights(self.model_path),
         )
 
+    def _split_state(self, inputs: list, outputs: list) -> list:
+        """The image inputs, after taking a streaming model's ``state_in`` / ``state_out`` pair
+        out (``self.streaming`` and the state's size are set from it)."""
+        names = [i.name for i in inputs]
+        if STATE_IN not in names:
+            return inputs
+        state = inputs[names.index(STATE_IN)]
+        if STATE_OUT not in [o.name for o in outputs]:
+            raise ModelFileError(f"{self.model_path}: has input {STATE_IN} but no output {STATE_OUT}")
+        if len(state.shape) != 4 or not isinstance(state.shape[1], int) or state.shape[1] < 1:
+            raise ModelFileError(
+                f"{self.model_path}: {STATE_IN} must be NCHW with fixed channels, got {state.shape}"
+            )
+        self.streaming, self.state_channels = True, state.shape[1]
+        stride = dict(self._session.get_modelmeta().custom_metadata_map).get("state_stride", "")
+        if not stride.strip().isdigit() or int(stride) < 1:
+            raise ModelFileError(f"{self.model_path}: streaming model without state_stride metadata")
+        self.state_stride = int(stride)
+        return [i for i in inputs if i.name != STATE_IN]
+
     @property
     def active_providers(self) -> list[str]:
         return self._session.get_providers()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.streaming:  # a still: the first frame of a stream
+            return self._run_state(batch, self.zero_state(*batch.shape[2:]))[0]
         if self._input_dtype is not np.float32:
             batch = batch.astype(self._input_dtype)
         big = batch.shape[2] * batch.shape[3] > self.arena_keep_pixels
@@ -134,6 +157,19 @@ class OnnxRuntime(Runtime):
             [self.output_name], {self.input_name: batch}, self._shrink if big else None
         )
         return np.asarray(out, dtype=np.float32)
+
+    def _run_state(self, batch: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.streaming:
+            return super()._run_state(batch, state)
+        if self._input_dtype is not np.float32:
+            batch, state = batch.astype(self._input_dtype), state.astype(self._input_dtype)
+        big = batch.shape[2] * batch.shape[3] > self.arena_keep_pixels
+        out, new_state = self._session.run(
+            [self.output_name, STATE_OUT],
+            {self.input_name: batch, STATE_IN: state},
+            self._shrink if big else None,
+        )
+        return np.asarray(out, dtype=np.float32), new_state
 
     def _release(self) -> None:
         # onnxruntime frees the session's arena when the last reference goes.

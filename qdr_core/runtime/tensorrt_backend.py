@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.errors import BackendUnavailableError, ImageFormatError, ModelFileError
-from qdr_core.runtime.base import Runtime
+from qdr_core.runtime.base import STATE_IN, STATE_OUT, Runtime
 from qdr_core.runtime.contract import check_size_multiple
 from qdr_core.runtime.onnx_metadata import read_metadata
 from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, round_up_size
@@ -343,9 +343,11 @@ class TensorRTRuntime(Runtime):
                 LOG.error("TensorRT ONNX parser: %s", error)
             detail = "; ".join(errors) or "no parser error reported"
             raise ModelFileError(f"TensorRT cannot parse {self.model_path}: {detail}")
-        if network.num_inputs != 1:
-            raise ModelFileError(f"{self.model_path}: expected one image input, got {network.num_inputs}")
-        input_name = network.get_input(0).name
+        inputs = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
+        images = [n for n in inputs if n != STATE_IN]
+        if len(images) != 1:
+            raise ModelFileError(f"{self.model_path}: expected one image input, got {list(inputs)}")
+        input_name = images[0]
 
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
@@ -366,6 +368,12 @@ class TensorRTRuntime(Runtime):
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
         profile = builder.create_optimization_profile()
         profile.set_shape(input_name, *self._profile)
+        if STATE_IN in inputs:  # a streaming model: the state follows the frame's size
+            channels = int(inputs[STATE_IN].shape[1])
+            stride = self._state_stride()
+            profile.set_shape(
+                STATE_IN, *[(1, channels, s[2] // stride, s[3] // stride) for s in self._profile]
+            )
         config.add_optimization_profile(profile)
 
         LOG.info(
@@ -383,6 +391,12 @@ class TensorRTRuntime(Runtime):
                 "see the TensorRT errors logged above"
             )
         return bytes(plan)
+
+    def _state_stride(self) -> int:
+        stride = self.metadata.get("state_stride", "")
+        if not stride.strip().isdigit() or int(stride) < 1:
+            raise ModelFileError(f"{self.model_path}: streaming model without state_stride metadata")
+        return int(stride)
 
     def _precision_flags(self, has_qdq: bool, builder: Any) -> list[Any]:
         trt = self._trt
@@ -414,6 +428,12 @@ class TensorRTRuntime(Runtime):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if STATE_IN in inputs:
+            if STATE_OUT not in outputs:
+                raise ModelFileError(f"{self.model_path}: has input {STATE_IN} but no output {STATE_OUT}")
+            self.streaming, self.state_stride = True, self._state_stride()
+            self.state_channels = int(engine.get_tensor_shape(STATE_IN)[1])
+            inputs = [n for n in inputs if n != STATE_IN]
         if len(inputs) != 1 or not outputs:
             raise ModelFileError(f"{self.model_path}: engine has inputs {inputs} and outputs {outputs}")
         for name in names:
@@ -426,7 +446,7 @@ class TensorRTRuntime(Runtime):
             )
         self.input_name = inputs[0]
         self.output_names = outputs
-        self.output_name = "output" if "output" in outputs else outputs[0]
+        self.output_name = "output" if "output" in outputs else next(o for o in outputs if o != STATE_OUT)
         self._dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
         self._context = engine.create_execution_context()
         if self._context is None:
@@ -437,34 +457,49 @@ class TensorRTRuntime(Runtime):
         self._buffers = {n: _DeviceBuffer() for n in names}
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self.streaming:  # a still: the first frame of a stream
+            return self._run_state(batch, self.zero_state(*batch.shape[2:]))[0]
+        return self._execute({self.input_name: batch}, [self.output_name])[0]
+
+    def _run_state(self, batch: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.streaming:
+            return super()._run_state(batch, state)
+        out, new_state = self._execute(
+            {self.input_name: batch, STATE_IN: state}, [self.output_name, STATE_OUT]
+        )
+        return out, new_state
+
+    def _execute(self, feeds: dict[str, np.ndarray], fetch: list[str]) -> list[np.ndarray]:
+        """Copy ``feeds`` in, run the engine, copy the ``fetch`` outputs out (float32)."""
         cudart, ctx = self._cudart, self._context
-        _, _, h, w = batch.shape
+        _, _, h, w = feeds[self.input_name].shape
         max_h, max_w = self._profile[2][2:]
         if h > max_h or w > max_w:
             raise ImageFormatError(
                 f"{w}x{h} image exceeds the engine's maximum {max_w}x{max_h}; rebuild with a larger max_size"
             )
-        host_in = np.ascontiguousarray(batch, dtype=self._dtypes[self.input_name])
-        if not ctx.set_input_shape(self.input_name, host_in.shape):
-            raise RuntimeError(f"TensorRT rejected input shape {host_in.shape}")
-        ptr = self._buffers[self.input_name].ensure(host_in.nbytes)
-        ctx.set_tensor_address(self.input_name, ptr)
-        host_out = None
-        for name in self.output_names:
-            shape = tuple(ctx.get_tensor_shape(name))
-            array = np.empty(shape, dtype=self._dtypes[name])
-            ctx.set_tensor_address(name, self._buffers[name].ensure(max(array.nbytes, 1)))
-            if name == self.output_name:
-                host_out = array
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _cuda_call(cudart.cudaMemcpyAsync(ptr, host_in.ctypes.data, host_in.nbytes, h2d, self._stream))
+        for name, value in feeds.items():
+            host_in = np.ascontiguousarray(value, dtype=self._dtypes[name])
+            if not ctx.set_input_shape(name, host_in.shape):
+                raise RuntimeError(f"TensorRT rejected {name} shape {host_in.shape}")
+            ptr = self._buffers[name].ensure(host_in.nbytes)
+            ctx.set_tensor_address(name, ptr)
+            _cuda_call(cudart.cudaMemcpyAsync(ptr, host_in.ctypes.data, host_in.nbytes, h2d, self._stream))
+        hosts: dict[str, np.ndarray] = {}
+        for name in self.output_names:
+            array = np.empty(tuple(ctx.get_tensor_shape(name)), dtype=self._dtypes[name])
+            ctx.set_tensor_address(name, self._buffers[name].ensure(max(array.nbytes, 1)))
+            hosts[name] = array
         if not ctx.execute_async_v3(int(self._stream)):
             raise RuntimeError("TensorRT execute_async_v3 failed; see the TensorRT errors logged above")
-        src = self._buffers[self.output_name].ptr
-        _cuda_call(cudart.cudaMemcpyAsync(host_out.ctypes.data, src, host_out.nbytes, d2h, self._stream))
+        for name in fetch:
+            host = hosts[name]
+            src = self._buffers[name].ptr
+            _cuda_call(cudart.cudaMemcpyAsync(host.ctypes.data, src, host.nbytes, d2h, self._stream))
         _cuda_call(cudart.cudaStreamSynchronize(self._stream))
-        return host_out.astype(np.float32, copy=False)
+        return [hosts[name].astype(np.float32, copy=False) for name in fetch]
 
     def _release(self) -> None:
         for buffer in getattr(self, "_buffers", {}).values():

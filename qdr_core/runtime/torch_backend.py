@@ -67,6 +67,9 @@ class TorchRuntime(Runtime):
     def _attach(self, model) -> None:
         self.model = model.eval()
         self.size_multiple = int(getattr(model, "size_multiple", self.size_multiple))
+        if getattr(getattr(model, "cfg", None), "temporal", False):  # a streaming EFM
+            self.streaming, self.state_stride = True, int(model.state_stride)
+            self.state_channels = int(model.state_shape(1, 1, 1)[1])
         # A module has no static shapes; the contract's probe frame checks what it returns.
         self.signature = ModelSignature(
             input_shape=(None, 3, None, None),
@@ -81,6 +84,16 @@ class TorchRuntime(Runtime):
         if isinstance(out, tuple):  # models that also return features put the image first
             out = out[0]
         return out.float().cpu().numpy()
+
+    def _run_state(self, batch: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.streaming:
+            return super()._run_state(batch, state)
+        torch = self._torch
+        with torch.inference_mode():
+            out, new_state = self.model(
+                torch.from_numpy(batch).to(self.device), torch.from_numpy(state).to(self.device)
+            )
+        return out.float().cpu().numpy(), new_state.float().cpu().numpy()
 
     def _release(self) -> None:
         del self.model

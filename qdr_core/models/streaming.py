@@ -1,0 +1,68 @@
+"""Temporal fusion: the streaming EFM's use of the previous frame.
+
+A streaming EFM (``EFMConfig(temporal=True)``) carries its 1/4-resolution bottleneck features from
+one frame to the next: ``(frame, state_in) -> (restored, state_out)``, ``state_out`` being the
+bottleneck after the mid blocks. The previous state enters right before the mid blocks::
+
+    g      = sigmoid(conv1x1(relu(conv3x3(h) + conv3x3(s))))     # where may the past be used
+    update = conv1x1(s) + conv1x1(h)                            # what the past says
+    fused  = h + g * update
+
+``conv(h) + conv(s)`` is a learned difference: ReLU of its channels can express
+``|current - previous|``, so the gate closes where the scene moved (camera motion, moving objects)
+and that region falls back to the single-frame path instead of ghosting. Denoising and
+flicker-smoothing come from ``update`` (which can learn ``s - h``, i.e. a blend toward the past).
+
+The first frame of a stream, and every frame after a reset (``node.temporal``), gets a zero state:
+training restores the first frame of every clip with a zero state, so that is the still path.
+The update conv is zero-initialized, so an untrained streaming EFM computes exactly its
+single-frame network. Ops: Conv, Relu, Add, Mul, Sigmoid (the INT8-friendly set of the EFM).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qdr_core.models.blocks import Add, Mul, SharedInput
+
+
+class TemporalFusion(nn.Module):
+    """``h + g(h, s) * update(h, s)`` on bottleneck features ``h`` and the previous state ``s``.
+
+    Args:
+        channels: bottleneck width (state channels).
+        gate_hidden: channels of the motion-difference features the gate reads.
+    """
+
+    def __init__(self, channels: int, gate_hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = gate_hidden or channels
+        self.diff_cur = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.diff_prev = nn.Conv2d(channels, hidden, 3, padding=1, bias=False)
+        self.diff_add = Add()
+        self.diff_act = nn.ReLU()
+        self.gate = nn.Conv2d(hidden, 1, 1)
+        self.gate_act = nn.Sigmoid()
+        self.upd_prev = nn.Conv2d(channels, channels, 1)
+        self.upd_cur = nn.Conv2d(channels, channels, 1, bias=False)
+        self.upd_add = Add()
+        self.mul = Mul()
+        self.add = Add()
+        nn.init.zeros_(self.upd_prev.weight)
+        nn.init.zeros_(self.upd_prev.bias)
+        nn.init.zeros_(self.upd_cur.weight)
+        # Start mostly closed: the past must earn its way in during training.
+        nn.init.constant_(self.gate.bias, -2.0)
+
+    def forward(self, h: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        g = self.gate_act(self.gate(self.diff_act(self.diff_add(self.diff_cur(h), self.diff_prev(state)))))
+        update = self.upd_add(self.upd_prev(state), self.upd_cur(h))
+        return self.add(h, self.mul(g, update))
+
+    def shared_inputs(self) -> list[SharedInput]:
+        """``h`` feeds two convs and the final Add; the state feeds two convs."""
+        return [
+            [(self.diff_cur, 0), (self.upd_cur, 0), (self.add, 0)],
+            [(self.diff_prev, 0), (self.upd_prev, 0)],
+        ]

@@ -7,6 +7,7 @@ one JSON line prefixed with ``RESULT_PREFIX``; ``run_isolated`` is the parent's 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -48,16 +49,6 @@ def run_isolated(cfg: dict[str, Any], timeout_s: float = 300.0) -> dict[str, Any
     return {"ok": False, "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
 
 
-def _import_backend(backend: str) -> None:
-    # Import the heavy package before the load timer starts: its import is not model load time.
-    if backend == "torch":
-        import torch  # noqa: F401
-    elif backend == "onnxruntime":
-        import onnxruntime  # noqa: F401
-    elif backend == "tensorrt":
-        import tensorrt  # noqa: F401
-
-
 def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
@@ -69,7 +60,7 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     backend, threads = cfg["backend"], int(cfg["threads"])
     height, width = int(cfg["height"]), int(cfg["width"])
     image = frame_float(height, width)
-    _import_backend(backend)
+    importlib.import_module(backend)  # the package's import is not model load time
     result: dict[str, Any] = {"loadavg_start": load_average(), "rss_before_load_mb": current_rss_mb()}
     reset_peak_rss()
     opts = dict(cfg.get("opts") or {})
@@ -127,12 +118,11 @@ def _half_fn(runtime: Any, image: Any):
     padded = pad_image(image, runtime.size_multiple)
     x = torch.from_numpy(padded.transpose(2, 0, 1).copy())[None].to(runtime.device).half()
 
+    @torch.inference_mode()
     def fn():
-        with torch.inference_mode():
-            out = model(x)
-            out = out[0] if isinstance(out, tuple) else out
-            result = out[0, :, : image.shape[0], : image.shape[1]].clamp(0, 1).float().cpu().numpy()
-        return result
+        out = model(x)
+        out = out[0] if isinstance(out, tuple) else out
+        return out[0, :, : image.shape[0], : image.shape[1]].clamp(0, 1).float().cpu().numpy()
 
     return fn
 
@@ -142,13 +132,9 @@ def main() -> int:
     try:
         result = {"ok": True, **measure_config(cfg)}
     except Exception as exc:  # reported to the parent as data: one failed config must not stop the suite
-        result = {
-            "ok": False,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=5),
-        }
-    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
-    sys.stdout.flush()
+        error = f"{type(exc).__name__}: {exc}"
+        result = {"ok": False, "error": error, "traceback": traceback.format_exc(limit=5)}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 
 

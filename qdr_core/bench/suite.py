@@ -203,7 +203,7 @@ def _peer_entries(task: str, options: BenchOptions, log: Log) -> list[tuple[str,
     t = max(options.threads)
     try:
         if options.mode != "quick":  # ~0.5 s per 640x480 frame: too slow for the quick set
-            zero_dce = peers.TorchModulePeer("zero-dce", peers.load_zero_dce(), t)
+            zero_dce = peers.torch_peer("zero-dce", peers.load_zero_dce(), t)
             entries.append(("Zero-DCE++ torch FP32", "learned", zero_dce))
         onnx_path = peers.export_zero_dce(Path(options.cache_dir) / "zero_dce" / "zero_dce.onnx")
         zero_dce = load_runtime(onnx_path, backend="onnxruntime", num_threads=t)

@@ -123,23 +123,14 @@ def grid(
 def ratios(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> list[dict[str, Any]]:
     """INT8 vs FP32 in onnxruntime, interleaved in one process at the headline resolution."""
     from qdr_core.bench.frames import frame_float
-    from qdr_core.bench.timing import interleaved
-    from qdr_core.runtime import load_runtime
+    from qdr_core.bench.timing import interleaved_models
 
     width, height = _headline(options)
     image = frame_float(height, width)
     rows = []
     for t in options.threads:
-        rts = {
-            role: load_runtime(models[role].path, backend="onnxruntime", num_threads=t)
-            for role in ("fp32_onnx", "int8_cpu", "int8_trt")
-        }
-        try:
-            fns = {role: (lambda r=rt: r.infer(image)) for role, rt in rts.items()}
-            timings = interleaved(fns, warmup=options.warmup, repeats=max(options.repeats, 8))
-        finally:
-            for rt in rts.values():
-                rt.close()
+        paths = {role: models[role].path for role in ("fp32_onnx", "int8_cpu", "int8_trt")}
+        timings = interleaved_models(paths, image, t, options.warmup, max(options.repeats, 8))
         fp32, cpu, trt = timings["fp32_onnx"], timings["int8_cpu"], timings["int8_trt"]
         row = {"threads": t, "width": width, "height": height, "ort_fp32": fp32.as_dict()}
         row |= {"ort_int8_cpu": cpu.as_dict(), "ort_int8_trt": trt.as_dict()}
@@ -327,7 +318,7 @@ def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> 
 def _models(options: BenchOptions, result: dict[str, Any], log: Log) -> dict[str, ModelFile]:
     """The model file of each role (shipped, else a stand-in), recorded in ``result``."""
     models = resolve_models(options.task, options.models_dir, options.preset, options.cache_dir)
-    result["models"] = {role: m.as_dict() for role, m in models.items()}
+    result["models"] = {role: asdict(m) for role, m in models.items()}
     if any(m.source != "shipped" for m in models.values()):
         result["models_note"] = (
             f"not every models/{options.task}/ file exists yet: roles marked 'stand-in' are random-weight {options.preset} "

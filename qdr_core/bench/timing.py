@@ -87,3 +87,21 @@ def interleaved(
             fns[name]()
             samples[name].append(time.perf_counter() - t0)
     return {name: Timing.from_seconds(s) for name, s in samples.items()}
+
+
+def interleaved_models(
+    paths: Mapping[str, str], image: np.ndarray, threads: int, warmup: int, repeats: int
+) -> dict[str, Timing]:
+    """``interleaved`` over onnxruntime sessions of ``paths`` (name -> model file), each on ``image``."""
+    from qdr_core.runtime import load_runtime
+
+    runtimes = {
+        name: load_runtime(p, backend="onnxruntime", num_threads=threads) for name, p in paths.items()
+    }
+    try:
+        return interleaved(
+            {name: (lambda r=r: r.infer(image)) for name, r in runtimes.items()}, warmup, repeats
+        )
+    finally:
+        for runtime in runtimes.values():
+            runtime.close()

@@ -37,14 +37,8 @@ class Timing:
         if not samples:
             raise ValueError("no timing samples")
         ms = np.asarray(samples, dtype=np.float64) * 1000.0
-        return cls(
-            median_ms=float(np.median(ms)),
-            p95_ms=float(np.percentile(ms, 95)),
-            mean_ms=float(ms.mean()),
-            min_ms=float(ms.min()),
-            max_ms=float(ms.max()),
-            n=int(ms.size),
-        )
+        stats = (np.median(ms), np.percentile(ms, 95), ms.mean(), ms.min(), ms.max())
+        return cls(*(float(x) for x in stats), n=int(ms.size))
 
 
 def measure(

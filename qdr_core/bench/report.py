@@ -35,12 +35,8 @@ def table(headers: list[str], rows: list[list[Any]], markdown: bool = False) -> 
     return "\n".join(lines)
 
 
-#: A table column: its header and how a row (a dict of the result) gives its cell.
-Column = tuple[str, Callable[[dict[str, Any]], Any]]
-
-
-def _key(name: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda row: row.get(name)
+#: A table column: its header and the row's key, or how a row (a dict of the result) gives its cell.
+Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
 
 
 def _size(row: dict[str, Any]) -> str:
@@ -48,18 +44,18 @@ def _size(row: dict[str, Any]) -> str:
 
 
 RUNTIME_COLUMNS: tuple[Column, ...] = (
-    ("runtime", _key("label")),
-    ("thr", _key("threads")),
+    ("runtime", "label"),
+    ("thr", "threads"),
     ("resolution", _size),
-    ("median ms", _key("median_ms")),
-    ("p95 ms", _key("p95_ms")),
-    ("FPS", _key("fps")),
+    ("median ms", "median_ms"),
+    ("p95 ms", "p95_ms"),
+    ("FPS", "fps"),
     ("load ms", lambda r: r["load_s"] * 1000),
-    ("peak RSS MiB", _key("peak_rss_mb")),
-    ("model", _key("model_source")),
+    ("peak RSS MiB", "peak_rss_mb"),
+    ("model", "model_source"),
 )
 RATIO_COLUMNS: tuple[Column, ...] = (
-    ("threads", _key("threads")),
+    ("threads", "threads"),
     ("resolution", _size),
     ("FP32 ms", lambda r: r["ort_fp32"]["median_ms"]),
     ("INT8 int8_cpu ms", lambda r: r["ort_int8_cpu"]["median_ms"]),
@@ -68,55 +64,55 @@ RATIO_COLUMNS: tuple[Column, ...] = (
     ("TRT-QDQ speed-up", lambda r: f"x{r['int8_trt_qdq_vs_fp32_speedup']:.2f}"),
 )
 EFFICIENCY_COLUMNS: tuple[Column, ...] = (
-    ("threads", _key("threads")),
-    ("GMAC", _key("gmacs")),
+    ("threads", "threads"),
+    ("GMAC", "gmacs"),
     ("ms/GMAC", lambda r: f"{r['ms_per_gmac']:.2f}"),
-    ("achieved GOPS", _key("achieved_int8_gops")),
-    ("roofline GOPS", _key("roofline_int8_gops")),
+    ("achieved GOPS", "achieved_int8_gops"),
+    ("roofline GOPS", "roofline_int8_gops"),
     ("fraction", lambda r: _pct(r.get("fraction_of_roofline"))),
-    ("conv roofline", _key("conv_roofline_int8_gops")),
+    ("conv roofline", "conv_roofline_int8_gops"),
     ("fraction", lambda r: _pct(r.get("fraction_of_conv_roofline"))),
 )
 ROOFLINE_COLUMNS: tuple[Column, ...] = (
-    ("kernel", _key("kernel")),
-    ("threads", _key("threads")),
+    ("kernel", "kernel"),
+    ("threads", "threads"),
     ("median ms", lambda r: f"{r['median_ms']:.2f}"),
-    ("GOPS", _key("gops")),
+    ("GOPS", "gops"),
 )
 PIXEL_COLUMNS: tuple[Column, ...] = (
-    ("runtime", _key("runtime")),
-    ("threads", _key("threads")),
-    ("ms per MP", _key("ms_per_megapixel")),
-    ("intercept ms", _key("intercept_ms")),
+    ("runtime", "runtime"),
+    ("threads", "threads"),
+    ("ms per MP", "ms_per_megapixel"),
+    ("intercept ms", "intercept_ms"),
     ("r2", lambda r: f"{r['r2']:.3f}"),
-    ("points", _key("points")),
+    ("points", "points"),
 )
 PRESET_COLUMNS: tuple[Column, ...] = (
-    ("preset", _key("preset")),
-    ("threads", _key("threads")),
+    ("preset", "preset"),
+    ("threads", "threads"),
     ("resolution", _size),
     ("GMAC", lambda r: f"{r['gmacs']:.2f}"),
-    ("params", _key("params")),
-    ("FP32 ms", _key("fp32_median_ms")),
-    ("INT8 ms", _key("int8_median_ms")),
-    ("INT8 FPS", _key("int8_fps")),
+    ("params", "params"),
+    ("FP32 ms", "fp32_median_ms"),
+    ("INT8 ms", "int8_median_ms"),
+    ("INT8 FPS", "int8_fps"),
     ("INT8 ms/GMAC", lambda r: f"{r['int8_ms_per_gmac']:.2f}"),
     ("speed-up", lambda r: f"x{r['int8_speedup']:.2f}"),
 )
 PEER_COLUMNS: tuple[Column, ...] = (
-    ("method", _key("method")),
-    ("kind", _key("kind")),
-    ("PSNR dB", _key("psnr_output")),
+    ("method", "method"),
+    ("kind", "kind"),
+    ("PSNR dB", "psnr_output"),
     ("SSIM", lambda r: _fmt(r.get("ssim_output"), 3)),
-    ("FPS", _key("fps")),
+    ("FPS", "fps"),
     ("note", lambda r: r.get("note", "")),
 )
 TARGET_COLUMNS: tuple[Column, ...] = (
-    ("target", _key("target")),
+    ("target", "target"),
     ("value", lambda r: _fmt(r["value"], 3)),
-    ("threshold", _key("threshold")),
+    ("threshold", "threshold"),
     ("met", lambda r: {True: "yes", False: "NO", None: "n/a"}[r["met"]]),
-    ("note", _key("note")),
+    ("note", "note"),
 )
 
 
@@ -159,7 +155,7 @@ def render(result: dict[str, Any], markdown: bool = False) -> str:
     def section(title: str, rows: list[dict[str, Any]] | None, columns: tuple[Column, ...]) -> list[str]:
         if not rows:
             return []
-        cells = [[cell(row) for _, cell in columns] for row in rows]
+        cells = [[cell(row) if callable(cell) else row.get(cell) for _, cell in columns] for row in rows]
         return [f"## {title}", table([header for header, _ in columns], cells, markdown)]
 
     scaling, peers = result.get("scaling") or {}, result.get("peers") or {}

@@ -63,10 +63,6 @@ class BenchOptions:
             opts.peer_tasks = [opts.task]
         return opts
 
-    @classmethod
-    def full(cls, **overrides: Any) -> BenchOptions:
-        return cls(**{"mode": "full", **overrides})
-
     def specs(self) -> list[RuntimeSpec]:
         if self.runtimes is None:
             return default_runtimes(self.device)

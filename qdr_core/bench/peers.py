@@ -205,12 +205,10 @@ def eval_images(n_images: int, max_side: int) -> tuple[str, list[str], list[np.n
         return f"demo:{DEMO_DIR}", [p.name for p in paths], [read_rgb(p, max_side=max_side) for p in paths]
 
 
-def quality(
-    runtime: Any, task: str, names: list[str], images: list[np.ndarray], seed: int = 0
-) -> dict[str, Any]:
+def quality(runtime: Any, task: str, names: list[str], images: list[np.ndarray]) -> dict[str, Any]:
+    """``evaluate_runtime``'s figures (seed 0: every method sees the same degraded frames)."""
     from qdr_core.evaluate import evaluate_runtime
 
-    r = evaluate_runtime(runtime, task, images, names, seed)
-    return {
-        k: r[k] for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output", "psnr_gain", "n_images")
-    }
+    r = evaluate_runtime(runtime, task, images, names, 0)
+    keys = ("psnr_input", "psnr_output", "ssim_input", "ssim_output", "psnr_gain", "n_images")
+    return {k: r[k] for k in keys}

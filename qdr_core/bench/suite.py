@@ -179,9 +179,8 @@ def _peer_entries(task: str, options: BenchOptions, log: Log) -> list[tuple[str,
     """(name, kind, runtime-like) of every peer of ``task``."""
     from qdr_core.bench import peers
 
-    entries: list[tuple[str, str, Any]] = [
-        ("input (no restoration)", "reference", peers.FunctionPeer("input", lambda x: x))
-    ]
+    identity = peers.FunctionPeer("input", lambda x: x)
+    entries: list[tuple[str, str, Any]] = [("input (no restoration)", "reference", identity)]
     entries += [(name, "classical", peers.FunctionPeer(name, fn)) for name, fn in peers.CLASSICAL[task]]
     if task != "lowlight":
         return entries

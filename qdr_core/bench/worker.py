@@ -63,8 +63,8 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     importlib.import_module(backend)  # the package's import is not model load time
     result: dict[str, Any] = {"loadavg_start": load_average(), "rss_before_load_mb": current_rss_mb()}
     reset_peak_rss()
-    opts = dict(cfg.get("opts") or {})
-    if backend == "tensorrt" and cfg.get("engine_cache_dir"):
+    opts = dict(cfg["opts"])
+    if backend == "tensorrt":
         opts["engine_cache_dir"] = cfg["engine_cache_dir"]
     wall0, t0 = time.time(), time.perf_counter()
     runtime = load_runtime(cfg["model"], backend=backend, num_threads=threads, **opts)
@@ -88,14 +88,9 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
         result["first_infer_s"] = time.perf_counter() - t0
         if not np.all(np.isfinite(np.asarray(out, dtype=np.float32))):
             raise RuntimeError("the model produced non-finite values")
-        timing = measure(
-            fn,
-            warmup=int(cfg.get("warmup", 3)),
-            repeats=int(cfg.get("repeats", 10)),
-            min_seconds=float(cfg.get("min_seconds", 0.0)),
-            max_seconds=float(cfg.get("max_seconds", 30.0)),
+        result.update(
+            measure(fn, cfg["warmup"], cfg["repeats"], cfg["min_seconds"], max_seconds=30.0).as_dict()
         )
-        result.update(timing.as_dict())
         providers = getattr(runtime, "active_providers", None)
         if providers:
             result["providers"] = list(providers)

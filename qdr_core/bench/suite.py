@@ -141,10 +141,7 @@ def ratios(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> lis
 
 
 def efficiency(
-    ratio_rows: list[dict[str, Any]],
-    roofline: dict[str, Any] | None,
-    model: ModelFile,
-    runtime_rows: list[dict[str, Any]] | None = None,
+    ratio_rows: list[dict[str, Any]], roofline: dict[str, Any] | None, model: ModelFile, runtime_rows: list
 ) -> list[dict[str, Any]]:
     """Achieved int8 ops/s of the int8_cpu model (2 x conv MACs / median time) vs the roofline.
 
@@ -157,7 +154,7 @@ def efficiency(
     rows = []
     for r in ratio_rows:
         macs = onnx_complexity(model.path, r["height"], r["width"])["macs"]
-        iso = isolated_row(runtime_rows or [], "ort-int8-cpu", r["threads"], r["width"], r["height"])
+        iso = isolated_row(runtime_rows, "ort-int8-cpu", r["threads"], r["width"], r["height"])
         median_ms = iso["median_ms"] if iso else r["ort_int8_cpu"]["median_ms"]
         achieved = 2 * macs / (median_ms / 1000) / 1e9
         row = {k: r[k] for k in ("threads", "width", "height")}

@@ -217,11 +217,8 @@ def peer_comparison(options: BenchOptions, log: Log) -> dict[str, Any]:
     for task in options.peer_tasks:
         rows = []
         entries = _peer_entries(task, options, log)
-        for role, label in (
-            ("fp32_onnx", "qdr FP32 (ORT)"),
-            ("int8_cpu", "qdr INT8 int8_cpu (ORT)"),
-            ("int8_trt", "qdr INT8 int8_trt (ORT)"),
-        ):
+        for role in ("fp32_onnx", "int8_cpu", "int8_trt"):
+            label = "qdr FP32 (ORT)" if role == "fp32_onnx" else f"qdr INT8 {role} (ORT)"
             shipped = find_shipped(options.models_dir, task, role)
             if shipped and shipped.source == "shipped":
                 rt = load_runtime(shipped.path, backend="onnxruntime", num_threads=threads)

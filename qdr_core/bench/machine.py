@@ -14,36 +14,24 @@ _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "
 _PACKAGES = ("onnxruntime", "onnxruntime-gpu", "torch", "numpy", "opencv-python-headless", "tensorrt")
 
 
-def _cpuinfo() -> tuple[str, set[str]]:
-    model, flags = platform.processor() or platform.machine(), set()
+def _cpuinfo() -> tuple[str, set[str], int | None]:
+    """CPU model, ISA flags and physical cores (distinct package/core ids; None where not told)."""
+    model, flags, cores, package = platform.processor() or platform.machine(), set(), set(), None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                key, _, value = line.partition(":")
-                key = key.strip()
+                key, _, value = (x.strip() for x in line.partition(":"))
                 if key == "model name" and model in ("", platform.machine(), platform.processor()):
-                    model = value.strip()
+                    model = value
                 elif key == "flags" and not flags:
                     flags = set(value.split())
+                elif key == "physical id":
+                    package = value
+                elif key == "core id":
+                    cores.add((package, value))
     except OSError:
         pass
-    return model, flags
-
-
-def physical_cores() -> int | None:
-    """Physical cores from /proc/cpuinfo (core id per package); None where it cannot be told."""
-    cores, package = set(), None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key.strip() == "physical id":
-                    package = value.strip()
-                elif key.strip() == "core id":
-                    cores.add((package, value.strip()))
-    except OSError:
-        return None
-    return len(cores) or None
+    return model, flags, len(cores) or None
 
 
 def load_average() -> list[float]:
@@ -69,26 +57,21 @@ def gpus() -> list[str]:
 
     if not shutil.which("nvidia-smi"):
         return []
+    query = ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"]
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout
+        out = subprocess.run(query, capture_output=True, text=True, timeout=20, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 def machine_info() -> dict[str, Any]:
-    model, flags = _cpuinfo()
+    model, flags, cores = _cpuinfo()
     return {
         "cpu_model": model,
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "physical_cores": physical_cores(),
+        "physical_cores": cores,
         "isa": sorted(f for f in _ISA_FLAGS if f in flags),
         "gpus": gpus(),
         "platform": platform.platform(),

@@ -16,13 +16,7 @@ _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 409
 
 
 def current_rss_mb() -> float:
-    """Resident set size now, in MiB (psutil where installed, else /proc, else ru_maxrss)."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        pass
+    """Resident set size now, in MiB (/proc, else ru_maxrss)."""
     try:
         with open("/proc/self/statm", encoding="ascii") as fh:
             return int(fh.read().split()[1]) * _PAGE_MB

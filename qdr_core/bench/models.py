@@ -10,7 +10,7 @@ quality).
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,6 @@ class ModelFile:
     source: str  # shipped | shipped-other-task | stand-in
     note: str = ""
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
-
 
 def find_shipped(models_dir: str | os.PathLike, task: str, role: str) -> ModelFile | None:
     """``models/<task>/<file>``, else the same file of another task (same preset, same speed)."""
@@ -56,7 +53,7 @@ def find_shipped(models_dir: str | os.PathLike, task: str, role: str) -> ModelFi
     return None
 
 
-def standin_files(preset: str, cache_dir: str | os.PathLike = DEFAULT_CACHE) -> dict[str, ModelFile]:
+def standin_files(preset: str, cache_dir: str | os.PathLike) -> dict[str, ModelFile]:
     """Random-weight ``preset`` as all four roles, created once under ``cache_dir/<preset>/`` with the
     project's own exporters (an exporter error propagates: a stand-in made some other way would
     time a different graph)."""
@@ -99,12 +96,7 @@ def project_exports(checkpoint: Path, int8_cpu: Path, int8_trt: Path) -> None:
     export_tensorrt_qdq(qat, int8_trt)
 
 
-def resolve_models(
-    task: str,
-    models_dir: str | os.PathLike = "models",
-    preset: str = "efm-s",
-    cache_dir: str | os.PathLike = DEFAULT_CACHE,
-) -> dict[str, ModelFile]:
+def resolve_models(task: str, models_dir: str, preset: str, cache_dir: str) -> dict[str, ModelFile]:
     """One file per role: shipped where it exists, else a stand-in of ``preset``."""
     found = {role: find_shipped(models_dir, task, role) for role in ROLE_FILES}
     if all(found.values()):
@@ -143,11 +135,11 @@ def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640
             dim.ClearField("dim_param")
             dim.dim_value = value
     model = shape_inference.infer_shapes(model)
-    shapes: dict[str, list[int]] = {}
-    for info in [*model.graph.value_info, *model.graph.output, *model.graph.input]:
-        shapes[info.name] = [d.dim_value for d in info.type.tensor_type.shape.dim]
-    inits = {i.name: list(i.dims) for i in model.graph.initializer}
-    shapes.update(inits)
+    shapes = {
+        info.name: [d.dim_value for d in info.type.tensor_type.shape.dim]
+        for info in [*model.graph.value_info, *model.graph.output, *model.graph.input]
+    }
+    shapes.update({i.name: list(i.dims) for i in model.graph.initializer})
     macs = 0
     for node in model.graph.node:
         if node.op_type not in ("Conv", "QLinearConv", "ConvInteger"):
@@ -160,10 +152,4 @@ def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640
     params = sum(
         int(np.prod(numpy_helper.to_array(i).shape)) for i in model.graph.initializer if i.data_type == 1
     )
-    return {
-        "macs": macs,
-        "gmacs": macs / 1e9,
-        "params_fp32_initializers": params,
-        "height": height,
-        "width": width,
-    }
+    return {"macs": macs, "params_fp32_initializers": params}

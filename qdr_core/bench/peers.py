@@ -20,10 +20,6 @@ import numpy as np
 
 from qdr_core.errors import BackendUnavailableError
 
-ZERO_DCE_PACKAGE = "neuro_low_light"
-ZERO_DCE_PIP = "pip install --no-deps neuro-low-light==0.1.0"
-
-
 # -- classical baselines ------------------------------------------------------------------------------
 
 
@@ -98,11 +94,10 @@ def nl_means(rgb: np.ndarray, h: float = 10.0) -> np.ndarray:
 
 @dataclass
 class FunctionPeer:
-    """A classical method behind the runtime interface (``evaluate_runtime`` duck-types it)."""
+    """A method behind the runtime interface (``evaluate_runtime`` duck-types it)."""
 
     name: str
     fn: Callable[[np.ndarray], np.ndarray]
-    model_path: str = ""
 
     def infer(self, image: np.ndarray) -> np.ndarray:
         return np.clip(self.fn(np.asarray(image, dtype=np.float32)), 0, 1).astype(np.float32)
@@ -122,21 +117,18 @@ CLASSICAL: dict[str, list[tuple[str, Callable[[np.ndarray], np.ndarray]]]] = {
 # -- Zero-DCE (neuro-low-light) ----------------------------------------------------------------------
 
 
-def zero_dce_dir() -> Path:
-    """The installed package folder. Importing ``neuro_low_light`` itself imports torchvision
-    (its CLI module), which qdr does not install, so only the folder is located here."""
-    spec = importlib.util.find_spec(ZERO_DCE_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailableError(f"Zero-DCE peer needs the neuro-low-light package: {ZERO_DCE_PIP}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def load_zero_dce() -> Any:
-    """The packaged Zero-DCE++ network (torch ``nn.Module``) with its shipped weights, in eval mode.
-    Returns a module whose forward gives the enhanced image only."""
+    """The packaged Zero-DCE++ network (torch ``nn.Module``, eval mode) with its shipped weights,
+    whose forward gives the enhanced image only. Importing ``neuro_low_light`` itself imports
+    torchvision (its CLI module), which qdr does not install, so only its folder is located here."""
     import torch
 
-    folder = zero_dce_dir()
+    spec = importlib.util.find_spec("neuro_low_light")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailableError(
+            "Zero-DCE peer needs the neuro-low-light package: pip install --no-deps neuro-low-light==0.1.0"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
     spec = importlib.util.spec_from_file_location("_qdr_bench_zero_dce_model", folder / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -155,25 +147,18 @@ def load_zero_dce() -> Any:
     return ImageOnly(net).eval()
 
 
-class TorchModulePeer:
+def torch_peer(name: str, module: Any, threads: int) -> FunctionPeer:
     """A torch module that maps NCHW RGB [0, 1] to the same, behind the runtime interface."""
+    import torch
 
-    def __init__(self, name: str, module: Any, threads: int = 0) -> None:
-        import torch
+    torch.set_num_threads(threads)
 
-        self.name, self.model_path, self._module, self._torch = name, "", module, torch
-        if threads > 0:
-            torch.set_num_threads(threads)
+    @torch.inference_mode()
+    def fn(image: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        return module(x)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
 
-    def infer(self, image: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
-            out = self._module(x)[0].clamp(0, 1).numpy().transpose(1, 2, 0)
-        return np.ascontiguousarray(out)
-
-    def close(self) -> None:
-        pass
+    return FunctionPeer(name, fn)
 
 
 def export_zero_dce(path: str | os.PathLike) -> Path:
@@ -220,12 +205,10 @@ def eval_images(n_images: int, max_side: int) -> tuple[str, list[str], list[np.n
         return f"demo:{DEMO_DIR}", [p.name for p in paths], [read_rgb(p, max_side=max_side) for p in paths]
 
 
-def quality(
-    runtime: Any, task: str, names: list[str], images: list[np.ndarray], seed: int = 0
-) -> dict[str, Any]:
+def quality(runtime: Any, task: str, names: list[str], images: list[np.ndarray]) -> dict[str, Any]:
+    """``evaluate_runtime``'s figures (seed 0: every method sees the same degraded frames)."""
     from qdr_core.evaluate import evaluate_runtime
 
-    r = evaluate_runtime(runtime, task, images, names, seed)
-    return {
-        k: r[k] for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output", "psnr_gain", "n_images")
-    }
+    r = evaluate_runtime(runtime, task, images, names, 0)
+    keys = ("psnr_input", "psnr_output", "ssim_input", "ssim_output", "psnr_gain", "n_images")
+    return {k: r[k] for k in keys}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -19,6 +18,10 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f} %"
+
+
 def table(headers: list[str], rows: list[list[Any]], markdown: bool = False) -> str:
     """Aligned text, or (``markdown``) a GitHub table for docs/performance.md."""
     cells = [headers, *[[_fmt(c) if not isinstance(c, str) else c for c in r] for r in rows]]
@@ -32,36 +35,27 @@ def table(headers: list[str], rows: list[list[Any]], markdown: bool = False) -> 
     return "\n".join(lines)
 
 
-Table = Callable[[list[str], list[list[Any]]], str]
-#: A table column: its header and how a row (a dict of the result) gives its cell.
-Column = tuple[str, Callable[[dict[str, Any]], Any]]
-
-
-def _key(name: str) -> Callable[[dict[str, Any]], Any]:
-    return lambda row: row.get(name)
+#: A table column: its header and the row's key, or how a row (a dict of the result) gives its cell.
+Column = tuple[str, str | Callable[[dict[str, Any]], Any]]
 
 
 def _size(row: dict[str, Any]) -> str:
     return f"{row['width']}x{row['height']}"
 
 
-def _columns(tab: Table, columns: tuple[Column, ...], rows: list[dict[str, Any]]) -> str:
-    return tab([header for header, _ in columns], [[cell(row) for _, cell in columns] for row in rows])
-
-
 RUNTIME_COLUMNS: tuple[Column, ...] = (
-    ("runtime", _key("label")),
-    ("thr", _key("threads")),
+    ("runtime", "label"),
+    ("thr", "threads"),
     ("resolution", _size),
-    ("median ms", _key("median_ms")),
-    ("p95 ms", _key("p95_ms")),
-    ("FPS", _key("fps")),
+    ("median ms", "median_ms"),
+    ("p95 ms", "p95_ms"),
+    ("FPS", "fps"),
     ("load ms", lambda r: r["load_s"] * 1000),
-    ("peak RSS MiB", _key("peak_rss_mb")),
-    ("model", _key("model_source")),
+    ("peak RSS MiB", "peak_rss_mb"),
+    ("model", "model_source"),
 )
 RATIO_COLUMNS: tuple[Column, ...] = (
-    ("threads", _key("threads")),
+    ("threads", "threads"),
     ("resolution", _size),
     ("FP32 ms", lambda r: r["ort_fp32"]["median_ms"]),
     ("INT8 int8_cpu ms", lambda r: r["ort_int8_cpu"]["median_ms"]),
@@ -70,104 +64,65 @@ RATIO_COLUMNS: tuple[Column, ...] = (
     ("TRT-QDQ speed-up", lambda r: f"x{r['int8_trt_qdq_vs_fp32_speedup']:.2f}"),
 )
 EFFICIENCY_COLUMNS: tuple[Column, ...] = (
-    ("threads", _key("threads")),
-    ("GMAC", _key("gmacs")),
+    ("threads", "threads"),
+    ("GMAC", "gmacs"),
     ("ms/GMAC", lambda r: f"{r['ms_per_gmac']:.2f}"),
-    ("achieved GOPS", _key("achieved_int8_gops")),
-    ("roofline GOPS", _key("roofline_int8_gops")),
+    ("achieved GOPS", "achieved_int8_gops"),
+    ("roofline GOPS", "roofline_int8_gops"),
     ("fraction", lambda r: _pct(r.get("fraction_of_roofline"))),
-    ("conv roofline", _key("conv_roofline_int8_gops")),
+    ("conv roofline", "conv_roofline_int8_gops"),
     ("fraction", lambda r: _pct(r.get("fraction_of_conv_roofline"))),
 )
 ROOFLINE_COLUMNS: tuple[Column, ...] = (
-    ("kernel", _key("kernel")),
-    ("threads", _key("threads")),
+    ("kernel", "kernel"),
+    ("threads", "threads"),
     ("median ms", lambda r: f"{r['median_ms']:.2f}"),
-    ("GOPS", _key("gops")),
+    ("GOPS", "gops"),
 )
 PIXEL_COLUMNS: tuple[Column, ...] = (
-    ("runtime", _key("runtime")),
-    ("threads", _key("threads")),
-    ("ms per MP", _key("ms_per_megapixel")),
-    ("intercept ms", _key("intercept_ms")),
+    ("runtime", "runtime"),
+    ("threads", "threads"),
+    ("ms per MP", "ms_per_megapixel"),
+    ("intercept ms", "intercept_ms"),
     ("r2", lambda r: f"{r['r2']:.3f}"),
-    ("points", _key("points")),
+    ("points", "points"),
 )
 PRESET_COLUMNS: tuple[Column, ...] = (
-    ("preset", _key("preset")),
-    ("threads", _key("threads")),
+    ("preset", "preset"),
+    ("threads", "threads"),
     ("resolution", _size),
     ("GMAC", lambda r: f"{r['gmacs']:.2f}"),
-    ("params", _key("params")),
-    ("FP32 ms", _key("fp32_median_ms")),
-    ("INT8 ms", _key("int8_median_ms")),
-    ("INT8 FPS", _key("int8_fps")),
+    ("params", "params"),
+    ("FP32 ms", "fp32_median_ms"),
+    ("INT8 ms", "int8_median_ms"),
+    ("INT8 FPS", "int8_fps"),
     ("INT8 ms/GMAC", lambda r: f"{r['int8_ms_per_gmac']:.2f}"),
     ("speed-up", lambda r: f"x{r['int8_speedup']:.2f}"),
 )
 PEER_COLUMNS: tuple[Column, ...] = (
-    ("method", _key("method")),
-    ("kind", _key("kind")),
-    ("PSNR dB", _key("psnr_output")),
+    ("method", "method"),
+    ("kind", "kind"),
+    ("PSNR dB", "psnr_output"),
     ("SSIM", lambda r: _fmt(r.get("ssim_output"), 3)),
-    ("FPS", _key("fps")),
+    ("FPS", "fps"),
     ("note", lambda r: r.get("note", "")),
 )
 TARGET_COLUMNS: tuple[Column, ...] = (
-    ("target", _key("target")),
+    ("target", "target"),
     ("value", lambda r: _fmt(r["value"], 3)),
-    ("threshold", _key("threshold")),
+    ("threshold", "threshold"),
     ("met", lambda r: {True: "yes", False: "NO", None: "n/a"}[r["met"]]),
-    ("note", _key("note")),
+    ("note", "note"),
 )
 
 
-def _runtimes(result: dict[str, Any], tab: Table) -> list[str]:
-    parts = []
-    rows = [r for r in result.get("runtimes") or [] if r.get("ok")]
-    if rows:
-        parts.append("## Runtimes (median of N after warm-up; one subprocess per row)")
-        parts.append(_columns(tab, RUNTIME_COLUMNS, rows))
-    for r in result.get("runtimes") or []:
-        if not r.get("ok"):
-            parts.append(f"FAILED {r['runtime']} {r['threads']}t {_size(r)}: {r.get('error')}")
-    for u in result.get("unavailable") or []:
-        parts.append(f"unavailable: {u['label']} — {u['reason']}")
-    return parts
+def _failures(result: dict[str, Any]) -> list[str]:
+    failed = [r for r in result.get("runtimes") or [] if not r.get("ok")]
+    lines = [f"FAILED {r['runtime']} {r['threads']}t {_size(r)}: {r.get('error')}" for r in failed]
+    return lines + [f"unavailable: {u['label']} — {u['reason']}" for u in result.get("unavailable") or []]
 
 
-def _ratios(result: dict[str, Any], tab: Table) -> list[str]:
-    if not result.get("ratios"):
-        return []
-    return [
-        "## Ratios (ORT FP32 / INT8 interleaved in one process)",
-        _columns(tab, RATIO_COLUMNS, result["ratios"]),
-    ]
-
-
-def _efficiency(result: dict[str, Any], tab: Table) -> list[str]:
-    parts = []
-    if result.get("efficiency"):
-        parts.append("## Efficiency (int8_cpu model: 2 x conv MACs / median time vs measured roofline)")
-        parts.append(_columns(tab, EFFICIENCY_COLUMNS, result["efficiency"]))
-    if result.get("roofline"):
-        parts += ["## Roofline kernels", _columns(tab, ROOFLINE_COLUMNS, result["roofline"]["kernels"])]
-    return parts
-
-
-def _scaling(result: dict[str, Any], tab: Table) -> list[str]:
-    parts = []
-    scaling = result.get("scaling") or {}
-    if scaling.get("pixels"):
-        parts.append("## Scaling with pixels (ms = intercept + slope x MP)")
-        parts.append(_columns(tab, PIXEL_COLUMNS, scaling["pixels"]))
-    if scaling.get("presets"):
-        parts.append("## Scaling with preset (ORT, interleaved FP32/INT8)")
-        parts.append(_columns(tab, PRESET_COLUMNS, scaling["presets"]))
-    return parts
-
-
-def _node(result: dict[str, Any], tab: Table) -> list[str]:
+def _node(result: dict[str, Any]) -> list[str]:
     node = result.get("node") or {}
     if not node.get("frame_pipeline"):
         return []
@@ -194,53 +149,46 @@ def _node(result: dict[str, Any], tab: Table) -> list[str]:
     return parts
 
 
-def _peers(result: dict[str, Any], tab: Table) -> list[str]:
-    parts = []
-    peers = result.get("peers") or {}
-    for task, rows in (peers.get("tasks") or {}).items():
-        parts.append(
-            f"## Peers: {task} ({peers['n_images']} images from {peers['images']}, max side "
-            f"{peers['max_side']}; speed at {peers['speed_resolution']}, {peers['speed_threads']} threads)"
-        )
-        parts.append(_columns(tab, PEER_COLUMNS, rows))
-    return parts
-
-
-def _targets(result: dict[str, Any], tab: Table) -> list[str]:
-    parts = []
-    if result.get("targets"):
-        parts += ["## Targets", _columns(tab, TARGET_COLUMNS, result["targets"])]
-    if result.get("errors"):
-        parts.append("## Errors\n" + "\n".join(f"{k}: {v}" for k, v in result["errors"].items()))
-    return parts
-
-
-#: The sections of a report, in order; each returns its paragraphs (none when not measured).
-SECTIONS: tuple[Callable[[dict[str, Any], Table], list[str]], ...] = (
-    _runtimes,
-    _ratios,
-    _efficiency,
-    _scaling,
-    _node,
-    _peers,
-    _targets,
-)
-
-
 def render(result: dict[str, Any], markdown: bool = False) -> str:
     """Every table of a result, as aligned text or (``markdown``) GitHub tables for docs/performance.md."""
-    tab: Table = functools.partial(table, markdown=markdown)
+
+    def section(title: str, rows: list[dict[str, Any]] | None, columns: tuple[Column, ...]) -> list[str]:
+        if not rows:
+            return []
+        cells = [[cell(row) if callable(cell) else row.get(cell) for _, cell in columns] for row in rows]
+        return [f"## {title}", table([header for header, _ in columns], cells, markdown)]
+
+    scaling, peers = result.get("scaling") or {}, result.get("peers") or {}
+    ok = [r for r in result.get("runtimes") or [] if r.get("ok")]
     parts = [f"# qdr bench ({result['mode']}) — {result['machine']['cpu_model']}, {result['load_note']}"]
-    for section in SECTIONS:
-        parts += section(result, tab)
+    parts += section("Runtimes (median of N after warm-up; one subprocess per row)", ok, RUNTIME_COLUMNS)
+    parts += _failures(result)
+    parts += section(
+        "Ratios (ORT FP32 / INT8 interleaved in one process)", result.get("ratios"), RATIO_COLUMNS
+    )
+    efficiency = "Efficiency (int8_cpu model: 2 x conv MACs / median time vs measured roofline)"
+    parts += section(efficiency, result.get("efficiency"), EFFICIENCY_COLUMNS)
+    parts += section("Roofline kernels", (result.get("roofline") or {}).get("kernels"), ROOFLINE_COLUMNS)
+    parts += section(
+        "Scaling with pixels (ms = intercept + slope x MP)", scaling.get("pixels"), PIXEL_COLUMNS
+    )
+    parts += section(
+        "Scaling with preset (ORT, interleaved FP32/INT8)", scaling.get("presets"), PRESET_COLUMNS
+    )
+    parts += _node(result)
+    for task, rows in (peers.get("tasks") or {}).items():
+        title = (
+            f"Peers: {task} ({peers['n_images']} images from {peers['images']}, max side "
+            f"{peers['max_side']}; speed at {peers['speed_resolution']}, {peers['speed_threads']} threads)"
+        )
+        parts += section(title, rows, PEER_COLUMNS)
+    parts += section("Targets", result.get("targets"), TARGET_COLUMNS)
+    if result.get("errors"):
+        parts.append("## Errors\n" + "\n".join(f"{k}: {v}" for k, v in result["errors"].items()))
     parts.append(
         f"load average start {result.get('loadavg_start')} end {result.get('loadavg_end')}; {result.get('elapsed_s')} s"
     )
     return "\n\n".join(parts)
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f} %"
 
 
 def write_json(result: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -274,32 +222,22 @@ def _throughput_panel(ax: Any, result: dict[str, Any]) -> None:
 def _ratio_panel(ax: Any, result: dict[str, Any]) -> None:
     """FPS of ORT FP32 and both INT8 models at the headline size."""
     ratios = result.get("ratios") or []
-    if ratios:
-        labels = [f"{r['threads']}t" for r in ratios]
-        x = range(len(ratios))
-        for i, (key, name) in enumerate(
-            (
-                ("ort_fp32", "ORT FP32"),
-                ("ort_int8_cpu", "ORT INT8 int8_cpu"),
-                ("ort_int8_trt", "ORT TRT-style QDQ"),
-            )
-        ):
-            ax.bar([j + 0.27 * (i - 1) for j in x], [r[key]["fps"] for r in ratios], width=0.27, label=name)
-        for j, r in zip(x, ratios):
-            ax.annotate(
-                f"x{r['int8_fp32_speedup']:.2f}",
-                (j, r["ort_int8_cpu"]["fps"]),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
-        ax.set_xticks(list(x), labels)
-        ax.set(
-            ylabel="FPS", title=f"INT8 vs FP32 at {ratios[0]['width']}x{ratios[0]['height']} (interleaved)"
-        )
-        ax.legend(fontsize=7)
-    else:
-        _not_measured(ax, "INT8 vs FP32 ratio")
+    if not ratios:
+        return _not_measured(ax, "INT8 vs FP32 ratio")
+    bars = (
+        ("ort_fp32", "ORT FP32"),
+        ("ort_int8_cpu", "ORT INT8 int8_cpu"),
+        ("ort_int8_trt", "ORT TRT-style QDQ"),
+    )
+    x = range(len(ratios))
+    for i, (key, name) in enumerate(bars):
+        ax.bar([j + 0.27 * (i - 1) for j in x], [r[key]["fps"] for r in ratios], width=0.27, label=name)
+    for j, r in zip(x, ratios):
+        speedup = f"x{r['int8_fp32_speedup']:.2f}"
+        ax.annotate(speedup, (j, r["ort_int8_cpu"]["fps"]), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(x), [f"{r['threads']}t" for r in ratios])
+    ax.set(ylabel="FPS", title=f"INT8 vs FP32 at {_size(ratios[0])} (interleaved)")
+    ax.legend(fontsize=7)
 
 
 def _preset_panel(ax: Any, result: dict[str, Any]) -> None:
@@ -307,14 +245,9 @@ def _preset_panel(ax: Any, result: dict[str, Any]) -> None:
     presets = (result.get("scaling") or {}).get("presets") or []
     for t in sorted({r["threads"] for r in presets}):
         sub = [r for r in presets if r["threads"] == t]
-        ax.plot([r["gmacs"] for r in sub], [r["int8_median_ms"] for r in sub], marker="o", label=f"INT8 {t}t")
-        ax.plot(
-            [r["gmacs"] for r in sub],
-            [r["fp32_median_ms"] for r in sub],
-            marker="s",
-            linestyle="--",
-            label=f"FP32 {t}t",
-        )
+        gmacs = [r["gmacs"] for r in sub]
+        ax.plot(gmacs, [r["int8_median_ms"] for r in sub], marker="o", label=f"INT8 {t}t")
+        ax.plot(gmacs, [r["fp32_median_ms"] for r in sub], marker="s", linestyle="--", label=f"FP32 {t}t")
         for r in sub:
             ax.annotate(r["preset"], (r["gmacs"], r["int8_median_ms"]), fontsize=7)
     ax.set(xlabel="GMAC per frame", ylabel="ms (median)", title="Time vs preset size")
@@ -332,9 +265,8 @@ def _peer_panel(ax: Any, result: dict[str, Any]) -> None:
         ax.scatter([r["fps"] for r in pts], [r["psnr_output"] for r in pts], label=task)
         for r in pts:
             ax.annotate(r["method"], (r["fps"], r["psnr_output"]), fontsize=6)
-    ax.set(
-        xscale="log", xlabel="FPS at 640x480", ylabel="PSNR dB", title="Peers: quality vs speed (same frames)"
-    )
+    title = "Peers: quality vs speed (same frames)"
+    ax.set(xscale="log", xlabel="FPS at 640x480", ylabel="PSNR dB", title=title)
     if peers.get("tasks"):
         ax.legend(fontsize=7)
     else:
@@ -357,12 +289,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path | None:
         return None
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     gpu = "; GPU " + ", ".join(result["machine"]["gpus"]) if result["machine"].get("gpus") else ""
-    title = (
-        f"qdr bench ({result['mode']}) — {result['machine']['cpu_model']}{gpu}; "
-        f"load avg {result['loadavg_start'][:1]}"
-    )
-    fig.suptitle(title, fontsize=10)
-
+    title = f"qdr bench ({result['mode']}) — {result['machine']['cpu_model']}{gpu}; load avg"
+    fig.suptitle(f"{title} {result['loadavg_start'][:1]}", fontsize=10)
     for ax, panel in zip(axes.flat, PANELS):
         panel(ax, result)
 

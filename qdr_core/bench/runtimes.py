@@ -32,62 +32,31 @@ class RuntimeSpec:
     half: bool = False
 
 
+_ORT_CPU = {"providers": ["CPUExecutionProvider"]}
+_ORT_CUDA = {"providers": ["CUDAExecutionProvider"]}
+_TORCH_CUDA = {"device": "cuda"}
+
 CPU_RUNTIMES = (
     RuntimeSpec("torch-fp32", "torch FP32", "fp32_pt", "torch", "fp32"),
+    RuntimeSpec("ort-fp32", "ORT FP32", "fp32_onnx", "onnxruntime", "fp32", opts=_ORT_CPU),
+    RuntimeSpec("ort-int8-cpu", "ORT INT8 (int8_cpu)", "int8_cpu", "onnxruntime", "int8", opts=_ORT_CPU),
     RuntimeSpec(
-        "ort-fp32",
-        "ORT FP32",
-        "fp32_onnx",
-        "onnxruntime",
-        "fp32",
-        opts={"providers": ["CPUExecutionProvider"]},
-    ),
-    RuntimeSpec(
-        "ort-int8-cpu",
-        "ORT INT8 (int8_cpu)",
-        "int8_cpu",
-        "onnxruntime",
-        "int8",
-        opts={"providers": ["CPUExecutionProvider"]},
-    ),
-    RuntimeSpec(
-        "ort-int8-trt",
-        "ORT on TRT-style QDQ (int8_trt)",
-        "int8_trt",
-        "onnxruntime",
-        "int8",
-        opts={"providers": ["CPUExecutionProvider"]},
+        "ort-int8-trt", "ORT on TRT-style QDQ (int8_trt)", "int8_trt", "onnxruntime", "int8", opts=_ORT_CPU
     ),
 )
-TENSORRT_RUNTIMES = (
-    RuntimeSpec(
-        "trt-int8", "TensorRT INT8 (int8_trt)", "int8_trt", "tensorrt", "int8", "cuda", {"precision": "int8"}
-    ),
-    RuntimeSpec("trt-fp16", "TensorRT FP16", "fp32_onnx", "tensorrt", "fp16", "cuda", {"precision": "fp16"}),
-    RuntimeSpec("trt-fp32", "TensorRT FP32", "fp32_onnx", "tensorrt", "fp32", "cuda", {"precision": "fp32"}),
+TENSORRT_RUNTIMES = tuple(
+    RuntimeSpec(f"trt-{p}", label, role, "tensorrt", p, "cuda", {"precision": p})
+    for p, label, role in (
+        ("int8", "TensorRT INT8 (int8_trt)", "int8_trt"),
+        ("fp16", "TensorRT FP16", "fp32_onnx"),
+        ("fp32", "TensorRT FP32", "fp32_onnx"),
+    )
 )
 #: What a CUDA machine without TensorRT runs instead (benchmarks/gpu.sh).
 CUDA_RUNTIMES = (
-    RuntimeSpec(
-        "ort-cuda-fp32",
-        "ORT CUDA FP32",
-        "fp32_onnx",
-        "onnxruntime",
-        "fp32",
-        "cuda",
-        {"providers": ["CUDAExecutionProvider"]},
-    ),
-    RuntimeSpec("torch-cuda-fp32", "torch CUDA FP32", "fp32_pt", "torch", "fp32", "cuda", {"device": "cuda"}),
-    RuntimeSpec(
-        "torch-cuda-fp16",
-        "torch CUDA FP16",
-        "fp32_pt",
-        "torch",
-        "fp16",
-        "cuda",
-        {"device": "cuda"},
-        half=True,
-    ),
+    RuntimeSpec("ort-cuda-fp32", "ORT CUDA FP32", "fp32_onnx", "onnxruntime", "fp32", "cuda", _ORT_CUDA),
+    RuntimeSpec("torch-cuda-fp32", "torch CUDA FP32", "fp32_pt", "torch", "fp32", "cuda", _TORCH_CUDA),
+    RuntimeSpec("torch-cuda-fp16", "torch CUDA FP16", "fp32_pt", "torch", "fp16", "cuda", _TORCH_CUDA, True),
 )
 ALL_RUNTIMES = {s.key: s for s in (*CPU_RUNTIMES, *TENSORRT_RUNTIMES, *CUDA_RUNTIMES)}
 
@@ -106,34 +75,29 @@ def unavailable_reason(spec: RuntimeSpec) -> str | None:
             return "TensorRT Python package not installed (JetPack 6: python3-libnvinfer; x86 CUDA: pip install tensorrt)"
         from qdr_core.runtime.tensorrt_backend import gpu_available
 
-        if not gpu_available():
-            return "TensorRT is installed but no CUDA GPU is visible (or cuda-python is missing)"
+        return (
+            None
+            if gpu_available()
+            else "TensorRT is installed but no CUDA GPU is visible (or cuda-python is missing)"
+        )
+    if spec.backend not in ("onnxruntime", "torch"):
+        return f"unknown backend {spec.backend!r}"
+    if not _importable(spec.backend):
+        return f"{spec.backend} not installed"
+    if spec.device != "cuda":
         return None
     if spec.backend == "onnxruntime":
-        if not _importable("onnxruntime"):
-            return "onnxruntime not installed"
-        if spec.device == "cuda":
-            import onnxruntime
+        import onnxruntime
 
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                return "onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)"
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            return "onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)"
         return None
-    if spec.backend == "torch":
-        if not _importable("torch"):
-            return "torch not installed"
-        if spec.device == "cuda":
-            import torch
+    import torch
 
-            if not torch.cuda.is_available():
-                return "torch has no CUDA device (CPU build or no GPU)"
-        return None
-    return f"unknown backend {spec.backend!r}"
+    return None if torch.cuda.is_available() else "torch has no CUDA device (CPU build or no GPU)"
 
 
 def default_runtimes(device: str = "cpu") -> list[RuntimeSpec]:
     """CPU runtimes and TensorRT (timed when available, reported as unavailable otherwise); with
     ``device="cuda"`` also ORT CUDA and torch CUDA FP32 / FP16."""
-    specs = [*CPU_RUNTIMES, *TENSORRT_RUNTIMES]
-    if device == "cuda":
-        specs += CUDA_RUNTIMES
-    return specs
+    return [*CPU_RUNTIMES, *TENSORRT_RUNTIMES, *(CUDA_RUNTIMES if device == "cuda" else ())]

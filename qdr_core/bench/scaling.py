@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from qdr_core.bench.frames import frame_float
-from qdr_core.bench.timing import interleaved
+from qdr_core.bench.timing import interleaved_models
 
 
 def fit_ms_per_megapixel(megapixels: Sequence[float], ms: Sequence[float]) -> dict[str, float] | None:
@@ -43,12 +42,7 @@ def pixel_scaling(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def preset_scaling(
-    presets: Sequence[str],
-    threads: int,
-    width: int = 640,
-    height: int = 480,
-    repeats: int = 10,
-    cache_dir: str | os.PathLike = "runs/bench_models",
+    presets: Sequence[str], threads: int, width: int, height: int, repeats: int, cache_dir: str
 ) -> list[dict[str, Any]]:
     """ORT FP32 and ORT INT8 (int8_cpu-style) time of each preset at one resolution, with its MACs.
 
@@ -56,38 +50,23 @@ def preset_scaling(
     preset are timed interleaved, so their ratio shares one load condition.
     """
     from qdr_core.bench.models import onnx_complexity, standin_files
-    from qdr_core.runtime import load_runtime
 
     image = frame_float(height, width)
     rows = []
     for preset in presets:
         files = standin_files(preset, cache_dir)
         cx = onnx_complexity(files["fp32_onnx"].path, height, width)
-        fp32 = load_runtime(files["fp32_onnx"].path, backend="onnxruntime", num_threads=threads)
-        int8 = load_runtime(files["int8_cpu"].path, backend="onnxruntime", num_threads=threads)
-        try:
-            t = interleaved(
-                {"fp32": lambda r=fp32: r.infer(image), "int8": lambda r=int8: r.infer(image)}, 2, repeats
-            )
-        finally:
-            fp32.close()
-            int8.close()
-        gmacs = cx["macs"] / 1e9
+        paths = {"fp32": files["fp32_onnx"].path, "int8": files["int8_cpu"].path}
+        t = interleaved_models(paths, image, threads, 2, repeats)
+        gmacs, f, i = cx["macs"] / 1e9, t["fp32"], t["int8"]
+        row = {"preset": preset, "threads": threads, "width": width, "height": height, "gmacs": gmacs}
+        row |= {
+            "params": cx["params_fp32_initializers"],
+            "fp32_median_ms": f.median_ms,
+            "int8_median_ms": i.median_ms,
+        }
+        row |= {"fp32_fps": f.fps, "int8_fps": i.fps, "int8_ms_per_gmac": i.median_ms / gmacs}
         rows.append(
-            {
-                "preset": preset,
-                "threads": threads,
-                "width": width,
-                "height": height,
-                "gmacs": gmacs,
-                "params": cx["params_fp32_initializers"],
-                "fp32_median_ms": t["fp32"].median_ms,
-                "int8_median_ms": t["int8"].median_ms,
-                "fp32_fps": t["fp32"].fps,
-                "int8_fps": t["int8"].fps,
-                "int8_ms_per_gmac": t["int8"].median_ms / gmacs,
-                "fp32_ms_per_gmac": t["fp32"].median_ms / gmacs,
-                "int8_speedup": t["fp32"].median_ms / t["int8"].median_ms,
-            }
+            {**row, "fp32_ms_per_gmac": f.median_ms / gmacs, "int8_speedup": f.median_ms / i.median_ms}
         )
     return rows

@@ -6,6 +6,7 @@ without, say, the Zero-DCE package is worth more than none.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import traceback
@@ -55,24 +56,12 @@ class BenchOptions:
 
     @classmethod
     def quick(cls, **overrides: Any) -> BenchOptions:
-        base = {
-            "mode": "quick",
-            "resolutions": [(320, 240), (640, 480)],
-            "repeats": 6,
-            "min_seconds": 0.0,
-            "warmup": 2,
-            "peer_images": 3,
-            "peer_max_side": 512,
-            "worker_timeout_s": 120.0,
-        }
+        base = {"mode": "quick", "resolutions": [(320, 240), (640, 480)], "repeats": 6, "min_seconds": 0.0}
+        base |= {"warmup": 2, "peer_images": 3, "peer_max_side": 512, "worker_timeout_s": 120.0}
         opts = cls(**{**base, **overrides})
         if "peer_tasks" not in overrides:
             opts.peer_tasks = [opts.task]
         return opts
-
-    @classmethod
-    def full(cls, **overrides: Any) -> BenchOptions:
-        return cls(**{"mode": "full", **overrides})
 
     def specs(self) -> list[RuntimeSpec]:
         if self.runtimes is None:
@@ -86,8 +75,7 @@ class BenchOptions:
 Log = Callable[[str], None]
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+_stderr: Log = functools.partial(print, file=sys.stderr, flush=True)
 
 
 def _headline(options: BenchOptions) -> tuple[int, int]:
@@ -104,98 +92,56 @@ def grid(
     from qdr_core.bench.worker import run_isolated
 
     rows = []
-    engine_dir = str(Path(options.cache_dir) / "engines")
+    timing = {k: getattr(options, k) for k in ("repeats", "warmup", "min_seconds")}
     for spec in specs:
+        model = models[spec.role]
         # A GPU's speed does not depend on CPU threads: time it once.
-        threads = options.threads if spec.device == "cpu" else options.threads[:1]
-        for t in threads:
+        for t in options.threads if spec.device == "cpu" else options.threads[:1]:
             for width, height in options.resolutions:
-                model = models[spec.role]
-                cfg = {
-                    "model": model.path,
-                    "backend": spec.backend,
-                    "opts": spec.opts,
-                    "half": spec.half,
-                    "threads": t,
-                    "width": width,
-                    "height": height,
-                    "repeats": options.repeats,
-                    "warmup": options.warmup,
-                    "min_seconds": options.min_seconds,
-                    "engine_cache_dir": engine_dir,
-                }
+                size = {"threads": t, "width": width, "height": height}
+                cfg = {"model": model.path, "backend": spec.backend, "opts": spec.opts, "half": spec.half}
+                cfg |= {**size, **timing, "engine_cache_dir": str(Path(options.cache_dir) / "engines")}
                 r = run_isolated(cfg, timeout_s=options.worker_timeout_s)
-                row = {
-                    "runtime": spec.key,
-                    "label": spec.label,
-                    "backend": spec.backend,
-                    "precision": spec.precision,
-                    "device": spec.device,
-                    "model_role": spec.role,
-                    "model": model.path,
-                    "model_source": model.source,
-                    "threads": t,
-                    "width": width,
-                    "height": height,
-                    "megapixels": width * height / 1e6,
-                    **r,
-                }
-                rows.append(row)
-                if r.get("ok"):
-                    log(
-                        f"  {spec.key:16s} {t}t {width}x{height}: {r['median_ms']:8.2f} ms (p95 {r['p95_ms']:.2f}) "
-                        f"{r['fps']:7.1f} FPS  load {r['load_s'] * 1000:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MiB"
-                    )
-                else:
-                    log(f"  {spec.key:16s} {t}t {width}x{height}: FAILED {r.get('error')}")
+                what = {"runtime": spec.key, "label": spec.label, "backend": spec.backend}
+                what |= {"precision": spec.precision, "device": spec.device, "model_role": spec.role}
+                what |= {"model": model.path, "model_source": model.source}
+                rows.append({**what, **size, "megapixels": width * height / 1e6, **r})
+                head = f"  {spec.key:16s} {t}t {width}x{height}:"
+                log(
+                    f"{head} {r['median_ms']:8.2f} ms (p95 {r['p95_ms']:.2f}) {r['fps']:7.1f} FPS  load "
+                    f"{r['load_s'] * 1000:.0f} ms  peak RSS {r['peak_rss_mb']:.0f} MiB"
+                    if r.get("ok")
+                    else f"{head} FAILED {r.get('error')}"
+                )
     return rows
 
 
 def ratios(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> list[dict[str, Any]]:
     """INT8 vs FP32 in onnxruntime, interleaved in one process at the headline resolution."""
     from qdr_core.bench.frames import frame_float
-    from qdr_core.bench.timing import interleaved
-    from qdr_core.runtime import load_runtime
+    from qdr_core.bench.timing import interleaved_models
 
     width, height = _headline(options)
     image = frame_float(height, width)
     rows = []
     for t in options.threads:
-        rts = {
-            role: load_runtime(models[role].path, backend="onnxruntime", num_threads=t)
-            for role in ("fp32_onnx", "int8_cpu", "int8_trt")
-        }
-        try:
-            fns = {role: (lambda r=rt: r.infer(image)) for role, rt in rts.items()}
-            timings = interleaved(fns, warmup=options.warmup, repeats=max(options.repeats, 8))
-        finally:
-            for rt in rts.values():
-                rt.close()
+        paths = {role: models[role].path for role in ("fp32_onnx", "int8_cpu", "int8_trt")}
+        timings = interleaved_models(paths, image, t, options.warmup, max(options.repeats, 8))
         fp32, cpu, trt = timings["fp32_onnx"], timings["int8_cpu"], timings["int8_trt"]
-        row = {
-            "threads": t,
-            "width": width,
-            "height": height,
-            "ort_fp32": fp32.as_dict(),
-            "ort_int8_cpu": cpu.as_dict(),
-            "ort_int8_trt": trt.as_dict(),
-            "int8_fp32_speedup": fp32.median_ms / cpu.median_ms,
-            "int8_trt_qdq_vs_fp32_speedup": fp32.median_ms / trt.median_ms,
-            "loadavg": machine.load_average(),
-        }
-        rows.append(row)
+        row = {"threads": t, "width": width, "height": height, "ort_fp32": fp32.as_dict()}
+        row |= {"ort_int8_cpu": cpu.as_dict(), "ort_int8_trt": trt.as_dict()}
+        speedup, trt_speedup = fp32.median_ms / cpu.median_ms, fp32.median_ms / trt.median_ms
+        row |= {"int8_fp32_speedup": speedup, "int8_trt_qdq_vs_fp32_speedup": trt_speedup}
+        rows.append({**row, "loadavg": machine.load_average()})
         log(
             f"  {t}t {width}x{height}: ORT FP32 {fp32.median_ms:.1f} ms, INT8 (int8_cpu) {cpu.median_ms:.1f} ms "
-            f"-> x{row['int8_fp32_speedup']:.2f}; TRT-style QDQ in ORT {trt.median_ms:.1f} ms (x{row['int8_trt_qdq_vs_fp32_speedup']:.2f})"
+            f"-> x{speedup:.2f}; TRT-style QDQ in ORT {trt.median_ms:.1f} ms (x{trt_speedup:.2f})"
         )
     return rows
 
 
 def efficiency(
-    ratio_rows: list[dict[str, Any]],
-    roofline: dict[str, Any] | None,
-    model: ModelFile,
-    runtime_rows: list[dict[str, Any]] | None = None,
+    ratio_rows: list[dict[str, Any]], roofline: dict[str, Any] | None, model: ModelFile, runtime_rows: list
 ) -> list[dict[str, Any]]:
     """Achieved int8 ops/s of the int8_cpu model (2 x conv MACs / median time) vs the roofline.
 
@@ -208,29 +154,20 @@ def efficiency(
     rows = []
     for r in ratio_rows:
         macs = onnx_complexity(model.path, r["height"], r["width"])["macs"]
-        iso = isolated_row(runtime_rows or [], "ort-int8-cpu", r["threads"], r["width"], r["height"])
+        iso = isolated_row(runtime_rows, "ort-int8-cpu", r["threads"], r["width"], r["height"])
         median_ms = iso["median_ms"] if iso else r["ort_int8_cpu"]["median_ms"]
         achieved = 2 * macs / (median_ms / 1000) / 1e9
-        row = {
-            "threads": r["threads"],
-            "width": r["width"],
-            "height": r["height"],
-            "gmacs": macs / 1e9,
-            "achieved_int8_gops": achieved,
-            "ms_per_gmac": median_ms / (macs / 1e9),
-            "timing": "isolated" if iso else "interleaved",
-        }
+        row = {k: r[k] for k in ("threads", "width", "height")}
+        row |= {"gmacs": macs / 1e9, "achieved_int8_gops": achieved, "ms_per_gmac": median_ms / (macs / 1e9)}
+        row["timing"] = "isolated" if iso else "interleaved"
         if roofline:
             peak = roofline["peak_gops"].get(f"int8_{r['threads']}t")
             conv = roofline["conv_peak_gops"].get(f"int8_conv_{r['threads']}t")
-            row.update(
-                {
-                    "roofline_int8_gops": peak,
-                    "fraction_of_roofline": achieved / peak if peak else None,
-                    "conv_roofline_int8_gops": conv,
-                    "fraction_of_conv_roofline": achieved / conv if conv else None,
-                }
-            )
+            row |= {"roofline_int8_gops": peak, "fraction_of_roofline": achieved / peak if peak else None}
+            row |= {
+                "conv_roofline_int8_gops": conv,
+                "fraction_of_conv_roofline": achieved / conv if conv else None,
+            }
         rows.append(row)
     return rows
 
@@ -239,31 +176,24 @@ def _peer_entries(task: str, options: BenchOptions, log: Log) -> list[tuple[str,
     """(name, kind, runtime-like) of every peer of ``task``."""
     from qdr_core.bench import peers
 
-    entries: list[tuple[str, str, Any]] = [
-        ("input (no restoration)", "reference", peers.FunctionPeer("input", lambda x: x))
-    ]
+    identity = peers.FunctionPeer("input", lambda x: x)
+    entries: list[tuple[str, str, Any]] = [("input (no restoration)", "reference", identity)]
     entries += [(name, "classical", peers.FunctionPeer(name, fn)) for name, fn in peers.CLASSICAL[task]]
-    if task == "lowlight":
-        try:
-            t = max(options.threads)
-            if options.mode != "quick":  # ~0.5 s per 640x480 frame: too slow for the quick set
-                zero_dce = peers.TorchModulePeer("zero-dce", peers.load_zero_dce(), t)
-                entries.append(("Zero-DCE++ torch FP32", "learned", zero_dce))
-            from qdr_core.runtime import load_runtime
+    if task != "lowlight":
+        return entries
+    from qdr_core.runtime import load_runtime
 
-            onnx_path = peers.export_zero_dce(Path(options.cache_dir) / "zero_dce" / "zero_dce.onnx")
-            entries.append(
-                (
-                    "Zero-DCE++ ORT FP32",
-                    "learned",
-                    load_runtime(onnx_path, backend="onnxruntime", num_threads=t),
-                )
-            )
-        except (
-            BackendUnavailableError
-        ) as exc:  # package not installed: reported, the classical peers still run
-            log(f"  Zero-DCE unavailable: {exc}")
-            entries.append(("Zero-DCE++", "unavailable", str(exc)))
+    t = max(options.threads)
+    try:
+        if options.mode != "quick":  # ~0.5 s per 640x480 frame: too slow for the quick set
+            zero_dce = peers.torch_peer("zero-dce", peers.load_zero_dce(), t)
+            entries.append(("Zero-DCE++ torch FP32", "learned", zero_dce))
+        onnx_path = peers.export_zero_dce(Path(options.cache_dir) / "zero_dce" / "zero_dce.onnx")
+        zero_dce = load_runtime(onnx_path, backend="onnxruntime", num_threads=t)
+        entries.append(("Zero-DCE++ ORT FP32", "learned", zero_dce))
+    except BackendUnavailableError as exc:  # package not installed: reported, the classical peers still run
+        log(f"  Zero-DCE unavailable: {exc}")
+        entries.append(("Zero-DCE++", "unavailable", str(exc)))
     return entries
 
 
@@ -282,27 +212,17 @@ def peer_comparison(options: BenchOptions, log: Log) -> dict[str, Any]:
     width, height = _headline(options)
     frame = frame_float(height, width)
     source, names, images = peers.eval_images(options.peer_images, options.peer_max_side)
-    out: dict[str, Any] = {
-        "images": source,
-        "n_images": len(images),
-        "max_side": options.peer_max_side,
-        "speed_threads": threads,
-        "speed_resolution": f"{width}x{height}",
-        "tasks": {},
-    }
+    out: dict[str, Any] = {"images": source, "n_images": len(images), "max_side": options.peer_max_side}
+    out |= {"speed_threads": threads, "speed_resolution": f"{width}x{height}", "tasks": {}}
     for task in options.peer_tasks:
         rows = []
         entries = _peer_entries(task, options, log)
-        for role, label in (
-            ("fp32_onnx", "qdr FP32 (ORT)"),
-            ("int8_cpu", "qdr INT8 int8_cpu (ORT)"),
-            ("int8_trt", "qdr INT8 int8_trt (ORT)"),
-        ):
+        for role in ("fp32_onnx", "int8_cpu", "int8_trt"):
+            label = "qdr FP32 (ORT)" if role == "fp32_onnx" else f"qdr INT8 {role} (ORT)"
             shipped = find_shipped(options.models_dir, task, role)
             if shipped and shipped.source == "shipped":
-                entries.append(
-                    (label, "qdr", load_runtime(shipped.path, backend="onnxruntime", num_threads=threads))
-                )
+                rt = load_runtime(shipped.path, backend="onnxruntime", num_threads=threads)
+                entries.append((label, "qdr", rt))
             else:
                 entries.append((label, "unavailable", f"no trained models/{task}/{ROLE_FILES[role]} yet"))
         for name, kind, rt in entries:
@@ -314,8 +234,7 @@ def peer_comparison(options: BenchOptions, log: Log) -> dict[str, Any]:
                 speed = measure(lambda r=rt: r.infer(frame), warmup=1, repeats=max(3, options.repeats // 2))
             finally:
                 rt.close()
-            row = {"method": name, "kind": kind, **q, "median_ms": speed.median_ms, "fps": speed.fps}
-            rows.append(row)
+            rows.append({"method": name, "kind": kind, **q, "median_ms": speed.median_ms, "fps": speed.fps})
             log(
                 f"  {task:8s} {name:28s} PSNR {q['psnr_output']:6.2f} dB  SSIM {q['ssim_output']:.3f}  {speed.fps:7.1f} FPS"
             )
@@ -328,11 +247,10 @@ def preset_rows(options: BenchOptions, log: Log) -> list[dict[str, Any]]:
 
     width, height = _headline(options)
     rows = []
+    repeats = max(5, options.repeats // 2)
     # The quick set times presets at one thread count: the size trend, not the thread trend.
     for t in options.threads[:1] if options.mode == "quick" else options.threads:
-        for r in preset_scaling(
-            options.presets, t, width, height, max(5, options.repeats // 2), options.cache_dir
-        ):
+        for r in preset_scaling(options.presets, t, width, height, repeats, options.cache_dir):
             rows.append(r)
             log(
                 f"  {r['preset']} {t}t: {r['gmacs']:.2f} GMAC, FP32 {r['fp32_median_ms']:.1f} ms, INT8 {r['int8_median_ms']:.1f} ms "
@@ -346,53 +264,40 @@ def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> 
 
     width, height = _headline(options)
     threads = max(options.threads)
-    pipe = node.frame_pipeline(
-        models["int8_cpu"].path, width, height, threads, repeats=max(options.repeats, 10)
-    )
+    model = models["int8_cpu"].path
+    pipe = node.frame_pipeline(model, width, height, threads, repeats=max(options.repeats, 10))
     log(
         f"  frame pipeline (bgr8 decode + infer + encode) {pipe['pipeline']['median_ms']:.1f} ms vs bare "
         f"{pipe['bare']['median_ms']:.1f} ms: FPS ratio {pipe['fps_ratio']:.3f}, latency x{pipe['latency_ratio']:.3f}"
     )
-    if options.ros_node:
-        # The quick set runs one short round; the full set the script's defaults (3 rounds of 8 s).
-        short = options.mode == "quick"
-        # Measured with the transport docs/ros_node.md prescribes for 640x480+ frames; the full set
-        # also measures Fast DDS's default transport, to show what not setting it costs.
-        model = str(Path(models["int8_cpu"].path).resolve())
-        seconds, rounds = (3.0, 1) if short else (8.0, 3)
-        ros = node.ros_node(model, threads, seconds=seconds, rounds=rounds, transport="large_data")
-        # Throughput mode: one frame per core, one thread each (more frames/s, more latency).
-        ros_parallel = (
-            None
-            if short
-            else node.ros_node(
-                model, threads, seconds=seconds, rounds=rounds, parallel_frames=threads, node_threads=1
-            )
-        )
-        ros_default = (
-            None
-            if short
-            else node.ros_node(model, threads, seconds=seconds, rounds=rounds, transport="default")
-        )
+    out: dict[str, Any] = {"frame_pipeline": pipe}
+    if not options.ros_node:
+        out["ros_node"] = {"status": "skipped", "note": "--no-ros-node"}
+        log("  ROS node (benchmarks/node_vs_runtime.py, LARGE_DATA transport): skipped — --no-ros-node")
+        runs = {}
+    elif options.mode == "quick":  # one short round; the full set: the script's 3 rounds of 8 s
+        runs = {"ros_node": ("LARGE_DATA transport", {"seconds": 3.0, "rounds": 1})}
     else:
-        ros, ros_parallel, ros_default = {"status": "skipped", "note": "--no-ros-node"}, None, None
-    for label, r in (
-        ("LARGE_DATA transport", ros),
-        (f"LARGE_DATA, parallel_frames {threads} x 1 thread", ros_parallel),
-        ("default transport", ros_default),
-    ):
-        if r is not None:
-            ratio = (r.get("summary") or {}).get("fps_ratio")
-            log(
-                f"  ROS node (benchmarks/node_vs_runtime.py, {label}): {r['status']}"
-                + (f", FPS ratio {ratio:.3f}" if ratio else "")
-                + (f" — {r.get('note')}" if r.get("note") else "")
-            )
-    out = {"frame_pipeline": pipe, "ros_node": ros}
-    if ros_parallel is not None:
-        out["ros_node_parallel_frames"] = ros_parallel
-    if ros_default is not None:
-        out["ros_node_default_transport"] = ros_default
+        # Measured with the transport docs/ros_node.md prescribes for 640x480+ frames; also in
+        # throughput mode (one frame per core, one thread each: more frames/s, more latency) and with
+        # Fast DDS's default transport, to show what not setting it costs.
+        runs = {
+            "ros_node": ("LARGE_DATA transport", {}),
+            "ros_node_parallel_frames": (
+                f"LARGE_DATA, parallel_frames {threads} x 1 thread",
+                {"parallel_frames": threads, "node_threads": 1},
+            ),
+            "ros_node_default_transport": ("default transport", {"transport": "default"}),
+        }
+    for key, (label, kwargs) in runs.items():
+        kwargs = {"seconds": 8.0, "rounds": 3, **kwargs}
+        out[key] = r = node.ros_node(str(Path(model).resolve()), threads, **kwargs)
+        ratio = (r.get("summary") or {}).get("fps_ratio")
+        log(
+            f"  ROS node (benchmarks/node_vs_runtime.py, {label}): {r['status']}"
+            + (f", FPS ratio {ratio:.3f}" if ratio else "")
+            + (f" — {r.get('note')}" if r.get("note") else "")
+        )
     return out
 
 
@@ -402,7 +307,7 @@ def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> 
 def _models(options: BenchOptions, result: dict[str, Any], log: Log) -> dict[str, ModelFile]:
     """The model file of each role (shipped, else a stand-in), recorded in ``result``."""
     models = resolve_models(options.task, options.models_dir, options.preset, options.cache_dir)
-    result["models"] = {role: m.as_dict() for role, m in models.items()}
+    result["models"] = {role: asdict(m) for role, m in models.items()}
     if any(m.source != "shipped" for m in models.values()):
         result["models_note"] = (
             f"not every models/{options.task}/ file exists yet: roles marked 'stand-in' are random-weight {options.preset} "
@@ -428,29 +333,23 @@ def _runnable(specs: list[RuntimeSpec], result: dict[str, Any], log: Log) -> lis
 
 
 def run_suite(options: BenchOptions, log: Log = _stderr, command: str = "") -> dict[str, Any]:
+    from qdr_core.bench.scaling import pixel_scaling
+
     started = time.perf_counter()
     info = machine.machine_info()
-    result: dict[str, Any] = {
-        "schema": SCHEMA,
-        "mode": options.mode,
-        "command": command,
-        "options": asdict(options),
-        "machine": info,
-        "load_note": machine.load_note(info["loadavg"], info["usable_cpus"]),
-        "loadavg_start": info["loadavg"],
-        "errors": {},
-    }
-    log(
-        f"qdr bench ({options.mode}) on {info['cpu_model']} [{', '.join(info['isa'])}]; {result['load_note']}"
-    )
+    note = machine.load_note(info["loadavg"], info["usable_cpus"])
+    result: dict[str, Any] = {"schema": SCHEMA, "mode": options.mode, "command": command}
+    result |= {"options": asdict(options), "machine": info, "load_note": note}
+    result |= {"loadavg_start": info["loadavg"], "errors": {}}
+    log(f"qdr bench ({options.mode}) on {info['cpu_model']} [{', '.join(info['isa'])}]; {note}")
     models = _models(options, result, log)
     runnable = _runnable(options.specs(), result, log)
 
-    def step(name: str, fn: Callable[[], Any]) -> Any:
+    def step(name: str, fn: Callable[..., Any], *args: Any) -> Any:
         log(f"[{name}]")
         t0 = time.perf_counter()
         try:
-            value = fn()
+            value = fn(*args)
         except Exception as exc:  # one broken step must not lose the others' numbers
             result["errors"][name] = f"{type(exc).__name__}: {exc}"
             log(f"  {name} failed: {exc}\n{traceback.format_exc(limit=3)}")
@@ -458,41 +357,32 @@ def run_suite(options: BenchOptions, log: Log = _stderr, command: str = "") -> d
         result.setdefault("step_seconds", {})[name] = round(time.perf_counter() - t0, 1)
         return value
 
-    result["runtimes"] = (
-        step("runtimes (isolated subprocess per configuration)", lambda: grid(options, models, runnable, log))
-        or []
-    )
-    result["ratios"] = step("ratios (interleaved, one process)", lambda: ratios(options, models, log))
-    result["roofline"] = (
-        step("roofline", lambda: measure_roofline_logged(options, log)) if options.roofline else None
-    )
-    if result.get("ratios"):
-        result["efficiency"] = step(
-            "efficiency",
-            lambda: efficiency(
-                result["ratios"], result["roofline"], models["int8_cpu"], result.get("runtimes")
-            ),
-        )
-    from qdr_core.bench.scaling import pixel_scaling
-
+    rows = step("runtimes (isolated subprocess per configuration)", grid, options, models, runnable, log)
+    result["runtimes"] = rows or []
+    result["ratios"] = step("ratios (interleaved, one process)", ratios, options, models, log)
+    result["roofline"] = step("roofline", roofline_step, options, log) if options.roofline else None
+    if result["ratios"]:
+        args = (result["ratios"], result["roofline"], models["int8_cpu"], result["runtimes"])
+        result["efficiency"] = step("efficiency", efficiency, *args)
     result["scaling"] = {"pixels": pixel_scaling(result["runtimes"])}
     for fit in result["scaling"]["pixels"]:
         log(
-            f"  {fit['runtime']:16s} {fit['threads']}t: {fit['ms_per_megapixel']:.1f} ms/MP + {fit['intercept_ms']:.1f} ms (r2 {fit['r2']:.3f})"
+            f"  {fit['runtime']:16s} {fit['threads']}t: {fit['ms_per_megapixel']:.1f} ms/MP + "
+            f"{fit['intercept_ms']:.1f} ms (r2 {fit['r2']:.3f})"
         )
     if options.presets:
-        result["scaling"]["presets"] = step("presets", lambda: preset_rows(options, log))
+        result["scaling"]["presets"] = step("presets", preset_rows, options, log)
     if options.node:
-        result["node"] = step("node vs runtime", lambda: node_step(options, models, log))
+        result["node"] = step("node vs runtime", node_step, options, models, log)
     if options.peers:
-        result["peers"] = step("peers", lambda: peer_comparison(options, log))
+        result["peers"] = step("peers", peer_comparison, options, log)
     result["targets"] = targets(result)
     result["loadavg_end"] = machine.load_average()
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     return result
 
 
-def measure_roofline_logged(options: BenchOptions, log: Log) -> dict[str, Any]:
+def roofline_step(options: BenchOptions, log: Log) -> dict[str, Any]:
     from qdr_core.bench.roofline import measure_roofline
 
     r = measure_roofline(options.threads, quick=options.mode == "quick")

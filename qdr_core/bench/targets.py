@@ -82,12 +82,10 @@ def _node_figure(key: str) -> Measure:
 
     def measure(result: dict[str, Any]) -> tuple[float | None, str]:
         ros = _summary(result, "ros_node")
-        pipe = (result.get("node") or {}).get("frame_pipeline") or {}
+        value = ros.get(key) or ((result.get("node") or {}).get("frame_pipeline") or {}).get(key)
         if ros.get("fps_ratio"):
-            return ros.get(key) or pipe.get(
-                key
-            ), "ROS node, FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (docs/ros_node.md)"
-        return ros.get(key) or pipe.get(key), "frame pipeline (ROS-free lower bound)"
+            return value, "ROS node, FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (docs/ros_node.md)"
+        return value, "frame pipeline (ROS-free lower bound)"
 
     return measure
 
@@ -107,9 +105,8 @@ def _parallel_figure(key: str, note: str) -> Measure:
 
 def _default_transport(result: dict[str, Any]) -> tuple[float | None, str] | None:
     value = _summary(result, "ros_node_default_transport").get("fps_ratio")
-    if value is None:
-        return None
-    return value, "not the documented setting: fragmented UDP costs both processes CPU"
+    note = "not the documented setting: fragmented UDP costs both processes CPU"
+    return None if value is None else (value, note)
 
 
 #: The issue's targets, in report order (the per-task peer targets follow them).

@@ -37,14 +37,8 @@ class Timing:
         if not samples:
             raise ValueError("no timing samples")
         ms = np.asarray(samples, dtype=np.float64) * 1000.0
-        return cls(
-            median_ms=float(np.median(ms)),
-            p95_ms=float(np.percentile(ms, 95)),
-            mean_ms=float(ms.mean()),
-            min_ms=float(ms.min()),
-            max_ms=float(ms.max()),
-            n=int(ms.size),
-        )
+        stats = (np.median(ms), np.percentile(ms, 95), ms.mean(), ms.min(), ms.max())
+        return cls(*(float(x) for x in stats), n=int(ms.size))
 
 
 def measure(
@@ -87,3 +81,21 @@ def interleaved(
             fns[name]()
             samples[name].append(time.perf_counter() - t0)
     return {name: Timing.from_seconds(s) for name, s in samples.items()}
+
+
+def interleaved_models(
+    paths: Mapping[str, str], image: np.ndarray, threads: int, warmup: int, repeats: int
+) -> dict[str, Timing]:
+    """``interleaved`` over onnxruntime sessions of ``paths`` (name -> model file), each on ``image``."""
+    from qdr_core.runtime import load_runtime
+
+    runtimes = {
+        name: load_runtime(p, backend="onnxruntime", num_threads=threads) for name, p in paths.items()
+    }
+    try:
+        return interleaved(
+            {name: (lambda r=r: r.infer(image)) for name, r in runtimes.items()}, warmup, repeats
+        )
+    finally:
+        for runtime in runtimes.values():
+            runtime.close()

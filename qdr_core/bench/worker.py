@@ -7,6 +7,7 @@ one JSON line prefixed with ``RESULT_PREFIX``; ``run_isolated`` is the parent's 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -48,16 +49,6 @@ def run_isolated(cfg: dict[str, Any], timeout_s: float = 300.0) -> dict[str, Any
     return {"ok": False, "error": f"worker exited {proc.returncode}: {' | '.join(tail)}"}
 
 
-def _import_backend(backend: str) -> None:
-    # Import the heavy package before the load timer starts: its import is not model load time.
-    if backend == "torch":
-        import torch  # noqa: F401
-    elif backend == "onnxruntime":
-        import onnxruntime  # noqa: F401
-    elif backend == "tensorrt":
-        import tensorrt  # noqa: F401
-
-
 def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
@@ -69,11 +60,11 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
     backend, threads = cfg["backend"], int(cfg["threads"])
     height, width = int(cfg["height"]), int(cfg["width"])
     image = frame_float(height, width)
-    _import_backend(backend)
+    importlib.import_module(backend)  # the package's import is not model load time
     result: dict[str, Any] = {"loadavg_start": load_average(), "rss_before_load_mb": current_rss_mb()}
     reset_peak_rss()
-    opts = dict(cfg.get("opts") or {})
-    if backend == "tensorrt" and cfg.get("engine_cache_dir"):
+    opts = dict(cfg["opts"])
+    if backend == "tensorrt":
         opts["engine_cache_dir"] = cfg["engine_cache_dir"]
     wall0, t0 = time.time(), time.perf_counter()
     runtime = load_runtime(cfg["model"], backend=backend, num_threads=threads, **opts)
@@ -97,14 +88,9 @@ def measure_config(cfg: dict[str, Any]) -> dict[str, Any]:
         result["first_infer_s"] = time.perf_counter() - t0
         if not np.all(np.isfinite(np.asarray(out, dtype=np.float32))):
             raise RuntimeError("the model produced non-finite values")
-        timing = measure(
-            fn,
-            warmup=int(cfg.get("warmup", 3)),
-            repeats=int(cfg.get("repeats", 10)),
-            min_seconds=float(cfg.get("min_seconds", 0.0)),
-            max_seconds=float(cfg.get("max_seconds", 30.0)),
+        result.update(
+            measure(fn, cfg["warmup"], cfg["repeats"], cfg["min_seconds"], max_seconds=30.0).as_dict()
         )
-        result.update(timing.as_dict())
         providers = getattr(runtime, "active_providers", None)
         if providers:
             result["providers"] = list(providers)
@@ -127,12 +113,11 @@ def _half_fn(runtime: Any, image: Any):
     padded = pad_image(image, runtime.size_multiple)
     x = torch.from_numpy(padded.transpose(2, 0, 1).copy())[None].to(runtime.device).half()
 
+    @torch.inference_mode()
     def fn():
-        with torch.inference_mode():
-            out = model(x)
-            out = out[0] if isinstance(out, tuple) else out
-            result = out[0, :, : image.shape[0], : image.shape[1]].clamp(0, 1).float().cpu().numpy()
-        return result
+        out = model(x)
+        out = out[0] if isinstance(out, tuple) else out
+        return out[0, :, : image.shape[0], : image.shape[1]].clamp(0, 1).float().cpu().numpy()
 
     return fn
 
@@ -142,13 +127,9 @@ def main() -> int:
     try:
         result = {"ok": True, **measure_config(cfg)}
     except Exception as exc:  # reported to the parent as data: one failed config must not stop the suite
-        result = {
-            "ok": False,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=5),
-        }
-    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
-    sys.stdout.flush()
+        error = f"{type(exc).__name__}: {exc}"
+        result = {"ok": False, "error": error, "traceback": traceback.format_exc(limit=5)}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 
 

@@ -109,19 +109,21 @@ def run(args: argparse.Namespace) -> int:
     from qdr_core.bench.suite import BenchOptions, default_output_name, run_suite
 
     overrides = {
-        "task": args.task, "device": args.device, "preset": args.preset,
+        "task": args.task,
+        "device": args.device,
+        "preset": args.preset,
         "models_dir": args.models_dir or _default_dir("models"),
         "cache_dir": args.cache or str(Path(_default_dir("runs")) / "bench_models"),
-        "roofline": not args.no_roofline, "peers": not args.no_peers, "node": not args.no_node,
+        "roofline": not args.no_roofline,
+        "peers": not args.no_peers,
+        "node": not args.no_node,
         "ros_node": not args.no_ros_node,
-    }  # fmt: skip
-    optional = {
-        "threads": args.threads, "resolutions": args.resolutions, "runtimes": args.runtimes, "repeats": args.repeats,
-        "min_seconds": args.min_seconds, "presets": args.presets, "peer_tasks": args.peer_tasks,
-        "peer_images": args.peer_images, "peer_max_side": args.peer_max_side,
-    }  # fmt: skip
-    overrides.update({k: v for k, v in optional.items() if v is not None})
-    options = BenchOptions.quick(**overrides) if args.quick else BenchOptions.full(**overrides)
+    }
+    optional = ("threads", "resolutions", "runtimes", "repeats", "min_seconds", "presets", "peer_tasks")
+    for key in (*optional, "peer_images", "peer_max_side"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    options = BenchOptions.quick(**overrides) if args.quick else BenchOptions(**overrides)
     command = (
         "qdr " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "qdr bench"
     )

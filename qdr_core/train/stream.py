@@ -85,7 +85,8 @@ def validation_clips(task: str, count: int, size: int, n_frames: int, seed: int)
     from qdr_core.data.clips import ClipDegrader, photo_clips
 
     out = []
-    for k, clip in enumerate(photo_clips("eval", n_frames, seed)[:count]):
+    # Photos shrunk to twice the crop: the crop then shows a good part of the scene, quickly.
+    for k, clip in enumerate(photo_clips("eval", n_frames, seed, max_side=2 * size)[:count]):
         h, w = clip.frames[0].shape[:2]
         s = min(size, h, w) // 4 * 4
         y, x = (h - s) // 2, (w - s) // 2

@@ -19,7 +19,8 @@ MAX_FLICKER = 0.5
 
 
 def criteria(task: str, clips: dict, pans: dict | None) -> list[dict]:
-    """(name, value, threshold, passed) rows of one task."""
+    """The criterion rows of one task: name, measured value, threshold, passed (the script exits 0
+    either way: a failed criterion is a result, not an error)."""
     d = clips["delta"]
     rows = []
     if task in GAIN_TASKS:
@@ -56,7 +57,7 @@ def main() -> int:
         return 1
     (folder / "stream_acceptance.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {folder / 'stream_acceptance.json'}")
-    return 0 if all(r["passed"] for rows in report.values() for r in rows) else 3
+    return 0
 
 
 if __name__ == "__main__":

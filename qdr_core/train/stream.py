@@ -53,14 +53,10 @@ def stream_train_step(
     loss = torch.stack(losses).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    return {
-        "loss": loss.item(),
-        "loss_first": losses[0].item(),
-        "loss_last": losses[-1].item(),
-        "grad_norm": float(grad_norm),
-    }
+    return {"loss": loss.item(), "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
 
 
 class ClipRunner(nn.Module):

@@ -13,6 +13,7 @@ from qdr_core.data.clips import Clip, ClipDegrader
 from qdr_core.data.datasets import fixed_eval_pairs
 from qdr_core.errors import DataError
 from qdr_core.metrics import mean_scores, score_restoration
+from qdr_core.runtime.stateful import StreamSession
 from qdr_core.temporal import TemporalMeter
 
 
@@ -54,14 +55,16 @@ def evaluate_runtime(
 def evaluate_clip(runtime: Any, clip: Clip, spec: str, seed: int, drift: bool = False) -> dict[str, Any]:
     """Degrade ``clip`` coherently (``ClipDegrader``), restore each frame, score it frame by frame
     (PSNR / SSIM) and over time (warping error and flicker of the input, the output and the clean
-    clip's own warping error, the floor)."""
+    clip's own warping error, the floor). A streaming runtime restores the clip as one stream (a
+    ``StreamSession`` from a zero state), any other frame by frame."""
     degrader = ClipDegrader(spec, seed, n_frames=len(clip.frames), drift=drift)
+    restore = StreamSession(runtime).infer if getattr(runtime, "streaming", False) else runtime.infer
     meter = TemporalMeter()
     rows = []
     for t, clean in enumerate(clip.frames):
         degraded = degrader(t, clean)
         start = time.perf_counter()
-        restored = runtime.infer(degraded)
+        restored = restore(degraded)
         elapsed = time.perf_counter() - start
         meter.add(t, clean, restored, degraded)
         rows.append({"frame": t, **score_restoration(clean, degraded, restored), "infer_ms": 1000 * elapsed})
@@ -105,5 +108,27 @@ def evaluate_clips(
         **temporal,
         "model": str(getattr(runtime, "model_path", "")),
         "backend": getattr(runtime, "name", ""),
+        "streaming": bool(getattr(runtime, "streaming", False)),
         "clips": results,
+    }
+
+
+def compare_clip_results(stream: dict[str, Any], single: dict[str, Any]) -> dict[str, float]:
+    """What a streaming model changes against a single-frame one on the same clips (two
+    ``evaluate_clips`` results): PSNR / SSIM deltas (stream - single), the output warping error's
+    change in percent (negative = steadier), both outputs' flicker (8-bit levels) and its delta."""
+    if (stream["degradation"], stream["seed"], stream["n_frames"]) != (
+        single["degradation"],
+        single["seed"],
+        single["n_frames"],
+    ):
+        raise DataError("the two results are not on the same clips (degradation, seed, frames)")
+    warp_single = single["warp_error_output"]
+    return {
+        "psnr_delta": stream["psnr_output"] - single["psnr_output"],
+        "ssim_delta": stream["ssim_output"] - single["ssim_output"],
+        "warp_error_change_pct": 100.0 * (stream["warp_error_output"] - warp_single) / max(warp_single, 1e-9),
+        "flicker_stream": stream["flicker_output"],
+        "flicker_single": single["flicker_output"],
+        "flicker_delta": stream["flicker_output"] - single["flicker_output"],
     }

@@ -3,7 +3,10 @@
 Stills (``--clean`` / ``--split``) get PSNR / SSIM. Clips (``--video FILE`` or ``--clips eval``: the
 evaluation part of the opencv-doc videos and camera-motion clips of the eval photos) are degraded
 coherently (one severity per clip, fresh noise per frame) and also get the temporal metrics: warping
-error of input, output and clean clip (the floor), and flicker, in 8-bit levels.
+error of input, output and clean clip (the floor), and flicker, in 8-bit levels. A streaming model
+restores each clip as one stream (its state carried from a zero state); ``--compare SINGLE_FRAME``
+runs a second model on the same clips and reports the streaming-vs-single-frame deltas (PSNR,
+warping error change in %, flicker). ``--clip-source pans`` gives fast-pan clips (the ghosting check).
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     clips.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     clips.add_argument("--start", type=int, default=0, help="--video: first frame")
     clips.add_argument(
-        "--clip-source", choices=["all", "videos", "photos"], default="all", help="--clips: which clips"
+        "--clip-source",
+        choices=["all", "videos", "photos", "pans"],
+        default="all",
+        help="--clips: which clips (pans: fast-pan camera motion over the photos, not in all)",
+    )
+    clips.add_argument(
+        "--compare", help="a second (single-frame) model on the same clips: report the deltas to it"
     )
     clips.add_argument(
         "--condition", help="degrade with this condition (e.g. 'fog:medium+rain:mild') instead of --task's"
@@ -62,6 +71,10 @@ def _load_clips(args: argparse.Namespace) -> list:
         chosen += video_clips(args.clips, args.frames, max_side)
     if args.clip_source in ("all", "photos"):
         chosen += photo_clips(args.clips, args.frames, args.seed, max_side)
+    if args.clip_source == "pans":
+        from qdr_core.data.clips import FAST_PAN
+
+        chosen += photo_clips(args.clips, args.frames, args.seed, max_side, motion=FAST_PAN)
     return chosen
 
 
@@ -99,19 +112,37 @@ def _run_clips(args: argparse.Namespace) -> int:
 
     clips = _load_clips(args)
     spec = args.condition or args.task
-    with load_runtime(args.model, backend=args.backend, num_threads=args.threads) as runtime:
-        result = evaluate_clips(runtime, clips, spec, args.seed, drift=args.drift)
-    result["task"] = args.task
-    result["source"] = args.video or f"clips:{args.clips}:{args.clip_source}"
-    print(
-        f"{spec}: {result['n_clips']} clip(s), {result['n_frames']} frames, PSNR {result['psnr_input']:.2f} -> "
-        f"{result['psnr_output']:.2f} dB, SSIM {result['ssim_input']:.3f} -> {result['ssim_output']:.3f}; "
-        f"warping error input {result['warp_error_input']:.2f}, output {result['warp_error_output']:.2f}, "
-        f"clean {result['warp_error_clean']:.2f}; flicker input {result['flicker_input']:.2f}, "
-        f"output {result['flicker_output']:.2f} (8-bit levels) [{result['backend']}]"
-    )
+    results = []
+    for model in [args.model] + ([args.compare] if args.compare else []):
+        with load_runtime(model, backend=args.backend, num_threads=args.threads) as runtime:
+            result = evaluate_clips(runtime, clips, spec, args.seed, drift=args.drift)
+        result["task"] = args.task
+        result["source"] = args.video or f"clips:{args.clips}:{args.clip_source}"
+        kind = "streaming" if result["streaming"] else "single-frame"
+        print(
+            f"{spec}: {result['n_clips']} clip(s), {result['n_frames']} frames, PSNR {result['psnr_input']:.2f} -> "
+            f"{result['psnr_output']:.2f} dB, SSIM {result['ssim_input']:.3f} -> {result['ssim_output']:.3f}; "
+            f"warping error input {result['warp_error_input']:.2f}, output {result['warp_error_output']:.2f}, "
+            f"clean {result['warp_error_clean']:.2f}; flicker input {result['flicker_input']:.2f}, "
+            f"output {result['flicker_output']:.2f} (8-bit levels) [{result['backend']}, {kind}] {model}"
+        )
+        results.append(result)
+    if args.compare:
+        result = _compared(*results)
     _write(args, result)
     return 0
+
+
+def _compared(result: dict, other: dict) -> dict:
+    from qdr_core.evaluate import compare_clip_results
+
+    delta = compare_clip_results(result, other)
+    print(
+        f"{result['model']} vs {other['model']}: PSNR {delta['psnr_delta']:+.2f} dB, SSIM "
+        f"{delta['ssim_delta']:+.3f}, warping error {delta['warp_error_change_pct']:+.1f} %, flicker "
+        f"{delta['flicker_stream']:.2f} vs {delta['flicker_single']:.2f} ({delta['flicker_delta']:+.2f}) 8-bit levels"
+    )
+    return {"model": result, "compare": other, "delta": delta}
 
 
 def _write(args: argparse.Namespace, result: dict) -> None:

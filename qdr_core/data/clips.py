@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from qdr_core.data.datasets import random_crop_flip
 from qdr_core.data.degrade import EVAL_RANGES, TRAIN_RANGES, degrade, eval_rng
 from qdr_core.data.degrade.common import SEVERITIES, level_of, uniform
 from qdr_core.data.degrade.pipeline import Condition, FramePlan, condition_rng, synthesize
@@ -173,12 +174,17 @@ def video_clips(split: str, n_frames: int, max_side: int = MAX_SIDE) -> list[Cli
     return out
 
 
-def photo_clips(split: str, n_frames: int, seed: int = 0, max_side: int = MAX_SIDE) -> list[Clip]:
-    """A camera-motion clip of each photo of ``split`` (``sources.photos``), motion seeded by name."""
+def photo_clips(
+    split: str, n_frames: int, seed: int = 0, max_side: int = MAX_SIDE, motion: CameraMotion | None = None
+) -> list[Clip]:
+    """A camera-motion clip of each photo of ``split`` (``sources.photos``), motion seeded by name;
+    ``motion=FAST_PAN`` gives the fast-pan clips (named ``~pan``)."""
     out = []
+    tag = "motion" if motion is None else "pan"
     for photo in photos(split):
         rng = np.random.default_rng([seed, zlib.crc32(photo.name.encode())])
-        out.append(Clip(f"{photo.name}~motion", camera_motion(photo.load(max_side), n_frames, rng)))
+        frames = camera_motion(photo.load(max_side), n_frames, rng, motion or CameraMotion())
+        out.append(Clip(f"{photo.name}~{tag}", frames))
     return out
 
 
@@ -285,3 +291,85 @@ def degrade_clip(frames: list[np.ndarray], spec: str, seed: int = 0, drift: bool
     """Every frame of a clip degraded coherently (``ClipDegrader``)."""
     degrader = ClipDegrader(spec, seed, n_frames=len(frames), drift=drift)
     return [degrader(t, frame) for t, frame in enumerate(frames)]
+
+
+#: A fast pan: large, quick translation (tens of pixels a frame at 640 px), the ghosting check of
+#: the streaming model (``photo_clips(..., motion=FAST_PAN)``; ``qdr eval --clip-source pans``).
+FAST_PAN = CameraMotion(margin=0.3, shift=0.25, rotation=1.0, zoom=0.02, cycles=(0.6, 1.0), jitter=0.5)
+
+
+class ClipPairs:
+    """Endless (degraded, clean) training clips: ``batch(i, n)`` is two ``n x T x 3 x P x P`` arrays.
+
+    A clip is ``n_frames`` frames of one crop window: from a training video part (consecutive
+    frames) with probability ``video_prob``, else a camera-motion clip of a ``patch``-size region of
+    a still photo (``motion``, or ``FAST_PAN`` with probability ``pan_prob`` so that the model
+    learns to fall back to the still path on large motion). Each clip is degraded coherently
+    (``ClipDegrader`` with the training ranges). Sample ``i`` depends only on ``(seed, i)``.
+
+    Args:
+        task: a benchmark task or a condition.
+        images: clean float32 RGB photos.
+        videos: clean frame sequences (uint8 or float RGB), each at least ``n_frames`` long.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        images: list[np.ndarray],
+        videos: list[list[np.ndarray]] | None = None,
+        patch: int = 96,
+        n_frames: int = 5,
+        seed: int = 0,
+        video_prob: float = 0.25,
+        pan_prob: float = 0.15,
+        motion: CameraMotion = CameraMotion(shift=0.08, cycles=(0.3, 1.0), jitter=0.5),
+    ) -> None:
+        if not images:
+            raise DataError("ClipPairs needs at least one clean photo")
+        if n_frames < 2:
+            raise DataError(f"a training clip needs >= 2 frames, got {n_frames}")
+        self.task, self.images, self.patch, self.n_frames, self.seed = task, images, patch, n_frames, seed
+        self.videos = [v for v in (videos or []) if len(v) >= n_frames]
+        self.video_prob = video_prob if self.videos else 0.0
+        self.pan_prob, self.motion = pan_prob, motion
+        areas = np.array([im.shape[0] * im.shape[1] for im in images], np.float64)
+        self.weights = areas / areas.sum()
+
+    def _photo_clip(self, rng: np.random.Generator) -> list[np.ndarray]:
+        image = self.images[int(rng.choice(len(self.images), p=self.weights))]
+        motion = FAST_PAN if rng.random() < self.pan_prob else self.motion
+        side = int(np.ceil(self.patch / (1 - 2 * motion.margin))) + 2
+        (region,) = random_crop_flip([image], side, rng)
+        frames = camera_motion(region, self.n_frames, rng, motion)
+        return [f[: self.patch, : self.patch] for f in frames]
+
+    def _video_clip(self, rng: np.random.Generator) -> list[np.ndarray]:
+        video = self.videos[int(rng.integers(len(self.videos)))]
+        start = int(rng.integers(0, len(video) - self.n_frames + 1))
+        frames = random_crop_flip(video[start : start + self.n_frames], self.patch, rng)
+        return [f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f for f in frames]
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Clip ``index``: degraded and clean, ``T x P x P x 3`` float32."""
+        rng = np.random.default_rng([self.seed, index])
+        clean = self._video_clip(rng) if rng.random() < self.video_prob else self._photo_clip(rng)
+        degrader = ClipDegrader(self.task, int(rng.integers(2**31)), self.n_frames, split="train")
+        degraded = [degrader(t, frame) for t, frame in enumerate(clean)]
+        return np.stack(degraded).astype(np.float32), np.stack(clean).astype(np.float32)
+
+    def batch(self, index: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``index``: degraded and clean ``N x T x 3 x P x P`` float32."""
+        pairs = [self.sample(index * batch_size + i) for i in range(batch_size)]
+        degraded, clean = (np.stack([p[k] for p in pairs]).transpose(0, 1, 4, 2, 3) for k in (0, 1))
+        return np.ascontiguousarray(degraded), np.ascontiguousarray(clean)
+
+
+def training_videos(max_side: int = 320) -> list[list[np.ndarray]]:
+    """Every frame of the training video parts (``VIDEO_PARTS``), uint8 RGB, longer side <= ``max_side``."""
+    out = []
+    for part in (p for p in VIDEO_PARTS if p.split == "train"):
+        count = 10**6 if part.stop is None else part.stop - part.start
+        frames = read_frames(part.path, part.start, count, max_side)
+        out.append([np.round(f * 255).astype(np.uint8) for f in frames])
+    return out

@@ -26,6 +26,8 @@ class TrainConfig:
         on a GPU machine, most of its cores: synthesis, not the model, is then the bottleneck).
     init: start from the weights of this FP32 checkpoint (same preset, or one it extends: efm-s ->
         efm-s-ctx); new modules keep their initialisation.
+    clip_frames: frames per training clip of a streaming preset (``efm-s-stream``): its batches are
+        clips (``data.clips.ClipPairs``), validated on as many-frame eval clips.
     """
 
     task: str = "lowlight"
@@ -52,6 +54,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     init: str | None = None
     workers: int = 0
+    clip_frames: int = 5
 
     def to_dict(self) -> dict:
         return asdict(self)

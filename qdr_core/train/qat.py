@@ -37,6 +37,7 @@ from qdr_core.quant.calibrate import calibrate
 from qdr_core.quant.convert import quantize_model
 from qdr_core.quant.qat_model import qat_payload
 from qdr_core.train.losses import ReconstructionLoss
+from qdr_core.train.stream import ClipRunner, is_streaming, validation_clips
 from qdr_core.train.trainer import VAL_SEED, center_crop, evaluate_model
 
 
@@ -59,6 +60,8 @@ class QATConfig:
     val_every / val_images / val_size: validation of the fake-quant model (0 = only at the end).
     log_every: cadence of history entries (losses, LMR weights, per-loss gradient norms).
     seed / threads: seeding and torch intra-op threads (0 = default).
+    clip_frames: frames per clip when the student is a streaming EFM (its data, calibration and
+        validation are clips, restored as streams).
     """
 
     task: str = "lowlight"
@@ -84,6 +87,7 @@ class QATConfig:
     log_every: int = 25
     seed: int = 0
     threads: int = 0
+    clip_frames: int = 5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,12 +144,7 @@ def qat_step(
     student.train()
     degraded, clean = batch
     optimizer.zero_grad(set_to_none=True)
-    s_out, s_feat = student(degraded, return_features=True)
-    losses = {"rec": rec_loss(s_out, clean)}
-    if kd_loss is not None:
-        with torch.no_grad():
-            t_out, t_feat = teacher(degraded, return_features=True)
-        losses["kd"] = kd_term(kd_loss, kd_mode, s_out, s_feat, t_out, t_feat)
+    losses = frame_losses(student, teacher, degraded, clean, rec_loss, kd_loss, kd_mode)
     total, weights = balancer(losses)
     logs = {"loss": float(total.detach()), **{f"loss_{k}": float(v.detach()) for k, v in losses.items()}}
     logs.update({f"w_{k}": v for k, v in weights.items()})
@@ -161,6 +160,34 @@ def qat_step(
     )
     optimizer.step()
     return logs
+
+
+def frame_losses(
+    student: EFM,
+    teacher: EFM | None,
+    degraded: torch.Tensor,
+    clean: torch.Tensor,
+    rec_loss: nn.Module,
+    kd_loss: nn.Module | None,
+    kd_mode: str,
+) -> dict[str, torch.Tensor]:
+    """``rec`` (and ``kd``) of a still batch, or averaged over the frames of a clip batch
+    (``N x T x 3 x H x W``) that student and teacher each restore as a stream (zero state first)."""
+    clips = degraded if degraded.ndim == 5 else degraded[:, None]
+    targets = clean if clean.ndim == 5 else clean[:, None]
+    s_state = t_state = None
+    sums: dict[str, torch.Tensor] = {}
+    for t in range(clips.shape[1]):
+        s_out, s_feat = student(clips[:, t], s_state, return_features=True)
+        frame = {"rec": rec_loss(s_out, targets[:, t])}
+        if kd_loss is not None:
+            with torch.no_grad():
+                t_out, t_feat = teacher(clips[:, t], t_state, return_features=True)
+            frame["kd"] = kd_term(kd_loss, kd_mode, s_out, s_feat, t_out, t_feat)
+            t_state = t_feat.get("bottleneck")
+        s_state = s_feat.get("bottleneck")
+        sums = {k: sums[k] + v if k in sums else v for k, v in frame.items()}
+    return {k: v / clips.shape[1] for k, v in sums.items()}
 
 
 def plot_qat_history(history: list[dict[str, Any]], path: Path) -> None:
@@ -200,14 +227,34 @@ def validation_pairs(task: str, count: int, size: int) -> list[tuple[str, np.nda
     return fixed_eval_pairs(task, clean, VAL_SEED, [p.name for p in eval_photos])
 
 
-def _calibrated_student(cfg: QATConfig, student_fp32: EFM, images: list[np.ndarray]) -> EFM:
-    """The fake-quant copy of ``student_fp32`` with PTQ scales from ``cfg.calib_batches`` batches."""
+def _validation(cfg: QATConfig, streaming: bool) -> list:
+    if streaming:
+        return validation_clips(cfg.task, cfg.val_images, cfg.val_size, max(cfg.clip_frames, 4), VAL_SEED)
+    return validation_pairs(cfg.task, cfg.val_images, cfg.val_size)
+
+
+def _calibrated_student(cfg: QATConfig, student_fp32: EFM, data_of) -> EFM:
+    """The fake-quant copy of ``student_fp32`` with PTQ scales from ``cfg.calib_batches`` batches
+    (clips run as streams for a streaming student, so the state path sees real states)."""
     student = quantize_model(student_fp32, cfg.act_method, cfg.weight_method)
-    calib_data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 202)
+    calib_data = data_of(cfg.seed + 202)
+    target = ClipRunner(student) if is_streaming(student) else student
     calibrate(
-        student, (torch.from_numpy(calib_data.batch(i, cfg.batch_size)[0]) for i in range(cfg.calib_batches))
+        target, (torch.from_numpy(calib_data.batch(i, cfg.batch_size)[0]) for i in range(cfg.calib_batches))
     )
     return student
+
+
+def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray] | None):
+    """``seed -> training data``: stills (``SyntheticPairs``) or, for a streaming student, clips
+    (``ClipPairs``; the training videos too unless ``train_images`` are given)."""
+    images = train_images if train_images is not None else [p.load() for p in photos("train")]
+    if not streaming:
+        return lambda seed: SyntheticPairs(cfg.task, images, cfg.patch, seed)
+    from qdr_core.data.clips import ClipPairs, training_videos
+
+    videos = training_videos() if train_images is None else []
+    return lambda seed: ClipPairs(cfg.task, images, videos, cfg.patch, cfg.clip_frames, seed)
 
 
 def _optimizer(
@@ -260,9 +307,10 @@ def fit_qat(
     teacher.requires_grad_(False)
     init_path = cfg.student_init or cfg.teacher
     student_fp32, init_payload = load_fp32_model(init_path)
-    images = train_images if train_images is not None else [p.load() for p in photos("train")]
+    streaming = is_streaming(student_fp32)
+    data_of = _data_source(cfg, streaming, train_images)
     t0 = time.time()
-    student = _calibrated_student(cfg, student_fp32, images)
+    student = _calibrated_student(cfg, student_fp32, data_of)
     calib_seconds = time.time() - t0
     meta = {
         "task": cfg.task,
@@ -285,8 +333,8 @@ def fit_qat(
     optimizer = _optimizer(cfg, student, kd_loss, balancer)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     rec_loss = ReconstructionLoss("charbonnier")
-    data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 101)
-    val = validation_pairs(cfg.task, cfg.val_images, cfg.val_size) if cfg.val_every >= 0 else []
+    data = data_of(cfg.seed + 101)
+    val = _validation(cfg, streaming) if cfg.val_every >= 0 else []
 
     bar = _progress_bar(cfg) if progress else None
     running: list[dict[str, float]] = []

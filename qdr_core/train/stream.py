@@ -16,6 +16,11 @@ from qdr_core.errors import ConfigError
 from qdr_core.train.losses import CharbonnierLoss
 
 
+def is_streaming(model: nn.Module) -> bool:
+    """Whether ``model`` (or the model a DistributedDataParallel wraps) carries state."""
+    return bool(getattr(getattr(getattr(model, "module", model), "cfg", None), "temporal", False))
+
+
 def clip_losses(
     model: nn.Module, degraded: torch.Tensor, clean: torch.Tensor, loss_fn: nn.Module
 ) -> list[torch.Tensor]:
@@ -24,7 +29,7 @@ def clip_losses(
         raise ConfigError(
             f"expected N x T x 3 x H x W clips of equal shape, got {tuple(degraded.shape)} and {tuple(clean.shape)}"
         )
-    if not getattr(getattr(model, "cfg", None), "temporal", False):
+    if not is_streaming(model):
         raise ConfigError("clip training needs a streaming model (EFMConfig(temporal=True))")
     state = None
     losses = []
@@ -40,6 +45,7 @@ def stream_train_step(
     degraded: torch.Tensor,
     clean: torch.Tensor,
     loss_fn: nn.Module | None = None,
+    grad_clip: float = 0.0,
 ) -> dict[str, float]:
     """One optimiser step on a clip batch; the mean loss, the first frame's and the last frame's."""
     model.train()
@@ -47,5 +53,63 @@ def stream_train_step(
     loss = torch.stack(losses).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return {"loss": loss.item(), "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
+
+
+class ClipRunner(nn.Module):
+    """Runs ``N x T x 3 x H x W`` clip batches through a streaming model as streams (zero state at
+    the first frame): lets ``quant.calibrate`` observe the state path's real ranges, not zeros."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        state, outs = None, []
+        for t in range(clips.shape[1]):
+            out, state = self.model(clips[:, t], state)
+            outs.append(out)
+        return torch.stack(outs, 1)
+
+
+def validation_clips(task: str, count: int, size: int, n_frames: int, seed: int):
+    """``count`` fixed evaluation clips (camera-motion clips of the eval photos, centre ``size``
+    crops), degraded coherently: a list of (name, degraded frames, clean frames)."""
+    from qdr_core.data.clips import ClipDegrader, photo_clips
+
+    out = []
+    # Photos shrunk to twice the crop: the crop then shows a good part of the scene, quickly.
+    for k, clip in enumerate(photo_clips("eval", n_frames, seed, max_side=2 * size)[:count]):
+        h, w = clip.frames[0].shape[:2]
+        s = min(size, h, w) // 4 * 4
+        y, x = (h - s) // 2, (w - s) // 2
+        clean = [f[y : y + s, x : x + s] for f in clip.frames]
+        degrader = ClipDegrader(task, seed * 1000 + k, len(clean))
+        out.append((clip.name, [degrader(t, f) for t, f in enumerate(clean)], clean))
+    return out
+
+
+def evaluate_stream_model(model: nn.Module, clips) -> dict[str, float]:
+    """Mean PSNR / SSIM over the later frames (all but the first) of validation clips restored as
+    streams (``psnr_output``) and as stills (``psnr_still``: the same model, zero state every
+    frame); ``psnr_stream_gain`` is what the state adds."""
+    from qdr_core.metrics import mean_scores, score_restoration
+    from qdr_core.runtime.stateful import StreamSession
+    from qdr_core.runtime.torch_backend import TorchRuntime
+
+    runtime = TorchRuntime.from_model(model)
+    rows, still_rows = [], []
+    for _, degraded, clean in clips:
+        session = StreamSession(runtime)
+        streamed = [session.infer(frame) for frame in degraded]
+        for t in range(1, len(clean)):
+            rows.append(score_restoration(clean[t], degraded[t], streamed[t]))
+            still_rows.append(score_restoration(clean[t], degraded[t], runtime.infer(degraded[t])))
+    scores = mean_scores(rows)
+    still = mean_scores(still_rows)
+    scores.update(psnr_still=still["psnr_output"], ssim_still=still["ssim_output"])
+    scores["psnr_stream_gain"] = scores["psnr_output"] - scores["psnr_still"]
+    return scores

@@ -19,11 +19,13 @@ from torch import nn
 
 from qdr_core.data.datasets import PairedFolder, PairedFolderPairs, SyntheticPairs, fixed_eval_pairs
 from qdr_core.data.sources import photos
+from qdr_core.errors import ConfigError
 from qdr_core.metrics import mean_scores, score_restoration
 from qdr_core.models import build_model, preset_config
 from qdr_core.models.checkpoint import init_from, model_payload, read_checkpoint, save_checkpoint
 from qdr_core.train.config import TrainConfig
 from qdr_core.train.losses import ReconstructionLoss
+from qdr_core.train.stream import evaluate_stream_model, stream_train_step, validation_clips
 
 VAL_SEED = 1234
 
@@ -43,9 +45,12 @@ def train_step(
     loss_fn: nn.Module,
     grad_clip: float = 0.0,
 ) -> dict[str, float]:
-    """One optimisation step on ``(degraded, clean)``; returns floats for logging."""
+    """One optimisation step on ``(degraded, clean)``; returns floats for logging. Clip batches
+    (``N x T x 3 x H x W``, a streaming model) are unrolled through the state (``stream_train_step``)."""
     model.train()
     degraded, clean = batch
+    if degraded.ndim == 5:
+        return stream_train_step(model, optimizer, degraded, clean, loss_fn, grad_clip)
     optimizer.zero_grad(set_to_none=True)
     loss = loss_fn(model(degraded), clean)
     loss.backward()
@@ -56,8 +61,12 @@ def train_step(
 
 def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Mean PSNR / SSIM of ``model`` on (name, degraded, clean) pairs (any size: run through the
-    torch runtime, so padded, cropped and clipped as a model file would be)."""
+    torch runtime, so padded, cropped and clipped as a model file would be). Clips (degraded and
+    clean as lists of frames) are restored as streams: ``evaluate_stream_model``."""
     from qdr_core.runtime.torch_backend import TorchRuntime
+
+    if pairs and isinstance(pairs[0][1], list):
+        return evaluate_stream_model(model, pairs)
 
     runtime = TorchRuntime.from_model(model)
     return mean_scores(
@@ -118,7 +127,20 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def _streaming(cfg: TrainConfig) -> bool:
+    return bool(preset_config(cfg.preset).temporal)
+
+
 def _training_data(cfg: TrainConfig, rank: int):
+    if _streaming(cfg):
+        if cfg.input_dir or cfg.target_dir:
+            raise ConfigError(f"{cfg.preset} trains on clips; --input-dir/--target-dir are stills")
+        from qdr_core.data.clips import ClipPairs, training_videos
+
+        images = [p.load() for p in photos("train")]
+        return ClipPairs(
+            cfg.task, images, training_videos(), cfg.patch, cfg.clip_frames, cfg.seed + 7919 * rank
+        )
     if cfg.input_dir or cfg.target_dir:
         return PairedFolderPairs(
             PairedFolder(cfg.input_dir, cfg.target_dir), cfg.patch, cfg.seed + 7919 * rank
@@ -135,6 +157,8 @@ def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarra
             (folder.names[i], center_crop(d, cfg.val_size), center_crop(c, cfg.val_size))
             for i, (d, c) in enumerate(picked)
         ]
+    if _streaming(cfg):
+        return validation_clips(cfg.task, cfg.val_images, cfg.val_size, max(cfg.clip_frames, 4), VAL_SEED)
     eval_photos = photos("eval")[: cfg.val_images]
     clean = [center_crop(p.load(), cfg.val_size) for p in eval_photos]
     return fixed_eval_pairs(cfg.task, clean, VAL_SEED, [p.name for p in eval_photos])

@@ -19,6 +19,7 @@ from torch import nn
 
 from qdr_core.errors import ConfigError
 from qdr_core.models.blocks import Add, ResidualBlock, SharedInput
+from qdr_core.models.condition import ConditionDescriptor
 from qdr_core.models.context import ContextPyramid
 
 
@@ -36,6 +37,9 @@ class EFMConfig:
         context_levels: extra stride-2 levels below the bottleneck (1/8, 1/16, ...; see
             ``models.context``) for degradations that need the whole frame (haze). Each level
             doubles the size multiple the input must have (4 * 2**levels).
+        condition: a global condition descriptor (``models.condition``) scales each bottleneck
+            block's update per channel, from the whole frame's pooled features: one network for
+            every condition, without a task label.
     """
 
     width: int = 32
@@ -45,6 +49,7 @@ class EFMConfig:
     ldg: bool = True
     gate_channels: int = 1
     context_levels: int = 0
+    condition: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 1 or min(self.enc_blocks, self.mid_blocks, self.dec_blocks, self.context_levels) < 0:
@@ -77,6 +82,11 @@ PRESETS: dict[str, EFMConfig] = {
     # Five levels (down to 1/128): the deepest 3x3 convs see the whole frame, so frame-wide
     # statistics (haze's airlight and overall density) are in reach; inputs pad to multiples of 128.
     "efm-s-ctx5": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5),
+    # The all-conditions `auto` model: efm-s-ctx5 plus the global condition descriptor; same
+    # weights as efm-s-ctx5 where they overlap, so it can start from the haze model.
+    "efm-s-auto": EFMConfig(
+        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5, condition=True
+    ),
 }
 DEFAULT_PRESET = "efm-s"
 
@@ -110,6 +120,7 @@ class EFM(nn.Module):
         self.bottleneck = nn.Sequential(
             *[ResidualBlock(c2, cfg.ldg, cfg.gate_channels) for _ in range(cfg.mid_blocks)]
         )
+        self.condition = ConditionDescriptor(c2, cfg.mid_blocks) if cfg.condition else None
         # Up-sampling by 1x1 conv + PixelShuffle (DepthToSpace): runs in INT8 where ConvTranspose
         # would stay FP32 in onnxruntime.
         self.up = nn.Conv2d(c2, 4 * c, 1)
@@ -127,7 +138,12 @@ class EFM(nn.Module):
         self, x: torch.Tensor, return_features: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         enc = self.encoder(self.stem_act(self.stem(x)))
-        bottleneck = self.bottleneck(self.context(self.down_act(self.down(enc))))
+        bottleneck = self.context(self.down_act(self.down(enc)))
+        if self.condition is None:
+            bottleneck = self.bottleneck(bottleneck)
+        else:
+            for block, scale in zip(self.bottleneck, self.condition(bottleneck)):
+                bottleneck = block(bottleneck, scale)
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
         if return_features:

@@ -17,11 +17,20 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from qdr_core.data.datasets import PairedFolder, PairedFolderPairs, SyntheticPairs, fixed_eval_pairs
+from qdr_core.data.datasets import (
+    AUTO_VAL_CONDITIONS,
+    ConditionPairs,
+    PairedFolder,
+    PairedFolderPairs,
+    SyntheticPairs,
+    fixed_condition_pairs,
+    fixed_eval_pairs,
+)
 from qdr_core.data.sources import photos
 from qdr_core.metrics import mean_scores, score_restoration
 from qdr_core.models import build_model, preset_config
 from qdr_core.models.checkpoint import init_from, model_payload, read_checkpoint, save_checkpoint
+from qdr_core.tasks import AUTO_TASK
 from qdr_core.train.config import TrainConfig
 from qdr_core.train.losses import ReconstructionLoss
 
@@ -123,6 +132,9 @@ def _training_data(cfg: TrainConfig, rank: int):
         return PairedFolderPairs(
             PairedFolder(cfg.input_dir, cfg.target_dir), cfg.patch, cfg.seed + 7919 * rank
         )
+    if cfg.task == AUTO_TASK:
+        images = [p.load() for p in photos("train_all")]
+        return ConditionPairs(images, cfg.patch, cfg.seed + 7919 * rank)
     images = [p.load() for p in photos("train")]
     return SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank)
 
@@ -137,6 +149,8 @@ def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarra
         ]
     eval_photos = photos("eval")[: cfg.val_images]
     clean = [center_crop(p.load(), cfg.val_size) for p in eval_photos]
+    if cfg.task == AUTO_TASK:
+        return fixed_condition_pairs(AUTO_VAL_CONDITIONS, clean, VAL_SEED, [p.name for p in eval_photos])
     return fixed_eval_pairs(cfg.task, clean, VAL_SEED, [p.name for p in eval_photos])
 
 

@@ -54,6 +54,10 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
         with torch.no_grad():
             for conv in model.context.up:
                 conv.weight.normal_(0, 0.1)
+    if model.condition is not None:  # so do the condition descriptor's heads
+        with torch.no_grad():
+            for conv in model.condition.heads:
+                conv.weight.normal_(0, 0.1)
     side = max(16, 2 * model.size_multiple)
     model(torch.rand(1, 3, side, side)).square().mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

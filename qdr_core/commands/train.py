@@ -11,7 +11,9 @@ from qdr_core.train.config import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train an FP32 EFM for one task (or auto: every condition)", description=__doc__)
+    p = subparsers.add_parser(
+        "train", help="train an FP32 EFM for one task (or auto: every condition)", description=__doc__
+    )
     p.add_argument("--config", help="YAML file with TrainConfig fields (flags override it)")
     p.add_argument("--task", choices=MODEL_TASKS)
     p.add_argument("--preset", help="EFM preset (efm-t, efm-s, efm-m)")

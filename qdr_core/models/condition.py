@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from qdr_core.models.blocks import SharedInput
+
 
 class ConditionDescriptor(nn.Module):
     """Per-block channel scales in (0, 2) from the frame's pooled features.
@@ -39,6 +41,10 @@ class ConditionDescriptor(nn.Module):
         for head in self.heads:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
+
+    def shared_inputs(self) -> list[SharedInput]:
+        """The descriptor vector feeds every head."""
+        return [[(head, 0) for head in self.heads]]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         descriptor = self.act(self.embed(self.pool(x)))

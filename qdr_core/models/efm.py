@@ -155,7 +155,7 @@ class EFM(nn.Module):
         residual Add), the encoder output (down conv and skip Add), and those inside the blocks."""
         groups: list[SharedInput] = []
         for module in self.modules():
-            if isinstance(module, (ResidualBlock, ContextPyramid)):
+            if isinstance(module, (ResidualBlock, ContextPyramid, ConditionDescriptor)):
                 groups += module.shared_inputs()
         return [*groups, [(self.down, 0), (self.skip_add, 1)], [(self.stem, 0), (self.residual_add, 0)]]
 

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from qdr_core.data.datasets import SyntheticPairs, fixed_eval_pairs
 from qdr_core.data.sources import photos
 from qdr_core.distill import (
     DecoderFreeDistillation,
@@ -37,13 +36,13 @@ from qdr_core.quant.calibrate import calibrate
 from qdr_core.quant.convert import quantize_model
 from qdr_core.quant.qat_model import qat_payload
 from qdr_core.train.losses import ReconstructionLoss
-from qdr_core.train.trainer import VAL_SEED, center_crop, evaluate_model
+from qdr_core.train.trainer import evaluate_model, synthetic_pairs, synthetic_validation_pairs, training_split
 
 
 @dataclass(frozen=True)
 class QATConfig:
     """Args:
-    task: lowlight | haze | rain | noise.
+    task: lowlight | haze | rain | noise, or auto (every realistic condition).
     teacher: FP32 checkpoint of the frozen teacher.
     student_init: FP32 checkpoint the student starts from (default: the teacher = self-distillation).
     out: the QAT checkpoint to write.
@@ -194,16 +193,10 @@ def plot_qat_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def validation_pairs(task: str, count: int, size: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    eval_photos = photos("eval")[:count]
-    clean = [center_crop(p.load(), size) for p in eval_photos]
-    return fixed_eval_pairs(task, clean, VAL_SEED, [p.name for p in eval_photos])
-
-
 def _calibrated_student(cfg: QATConfig, student_fp32: EFM, images: list[np.ndarray]) -> EFM:
     """The fake-quant copy of ``student_fp32`` with PTQ scales from ``cfg.calib_batches`` batches."""
     student = quantize_model(student_fp32, cfg.act_method, cfg.weight_method)
-    calib_data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 202)
+    calib_data = synthetic_pairs(cfg.task, images, cfg.patch, cfg.seed + 202)
     calibrate(
         student, (torch.from_numpy(calib_data.batch(i, cfg.batch_size)[0]) for i in range(cfg.calib_batches))
     )
@@ -260,7 +253,9 @@ def fit_qat(
     teacher.requires_grad_(False)
     init_path = cfg.student_init or cfg.teacher
     student_fp32, init_payload = load_fp32_model(init_path)
-    images = train_images if train_images is not None else [p.load() for p in photos("train")]
+    images = (
+        train_images if train_images is not None else [p.load() for p in photos(training_split(cfg.task))]
+    )
     t0 = time.time()
     student = _calibrated_student(cfg, student_fp32, images)
     calib_seconds = time.time() - t0
@@ -285,8 +280,8 @@ def fit_qat(
     optimizer = _optimizer(cfg, student, kd_loss, balancer)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     rec_loss = ReconstructionLoss("charbonnier")
-    data = SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 101)
-    val = validation_pairs(cfg.task, cfg.val_images, cfg.val_size) if cfg.val_every >= 0 else []
+    data = synthetic_pairs(cfg.task, images, cfg.patch, cfg.seed + 101)
+    val = synthetic_validation_pairs(cfg.task, cfg.val_images, cfg.val_size) if cfg.val_every >= 0 else []
 
     bar = _progress_bar(cfg) if progress else None
     running: list[dict[str, float]] = []

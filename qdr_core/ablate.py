@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qdr_core.data.datasets import SyntheticPairs, fixed_eval_pairs
+from qdr_core.data.datasets import fixed_eval_pairs
 from qdr_core.data.sources import MAX_SIDE, photos
 from qdr_core.errors import ModelFileError
 from qdr_core.metrics import mean_scores, score_restoration
@@ -57,8 +57,11 @@ def eval_pairs(task: str, count: int = 0, seed: int = EVAL_SEED, max_side: int =
 
 
 def calibration_batches(task: str, count: int = 16, patch: int = 128, seed: int = 303) -> list[np.ndarray]:
-    """Degraded training crops (1x3xPxP each) for the ranges onnxruntime calibrates itself."""
-    data = SyntheticPairs(task, [p.load() for p in photos("train")], patch, seed)
+    """Degraded training crops (1x3xPxP each) for the ranges onnxruntime calibrates itself (for
+    ``auto``: crops of ``train_all`` under the training condition mix)."""
+    from qdr_core.train.trainer import synthetic_pairs, training_split
+
+    data = synthetic_pairs(task, [p.load() for p in photos(training_split(task))], patch, seed)
     return [data.batch(i, 1)[0] for i in range(count)]
 
 

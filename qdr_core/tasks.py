@@ -6,9 +6,14 @@ from qdr_core.errors import ConfigError
 
 #: One model per task; ``models/<task>/`` holds its shipped files.
 TASKS: tuple[str, ...] = ("lowlight", "haze", "rain", "noise")
+#: The all-conditions model: no task label, trained on every realistic condition and mixture
+#: (``data.datasets.ConditionPairs``); ``models/auto/`` holds its files.
+AUTO_TASK = "auto"
+#: What ``qdr train`` / ``qdr qat`` can make: one model per task, and ``auto``.
+MODEL_TASKS: tuple[str, ...] = (*TASKS, AUTO_TASK)
 #: What the node's ``task`` parameter accepts: the tasks and ``auto``, the all-conditions model
 #: (``models/auto/``), which restores any mix of the conditions.
-NODE_TASKS: tuple[str, ...] = (*TASKS, "auto")
+NODE_TASKS: tuple[str, ...] = MODEL_TASKS
 
 
 def check_task(name: str) -> str:

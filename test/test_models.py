@@ -57,6 +57,10 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     if model.cfg.temporal:  # so does the fusion's update: open it, or the gate gets no gradient
         with torch.no_grad():
             model.fusion.upd_prev.weight.normal_(0, 0.1)
+    if model.condition is not None:  # so do the condition descriptor's heads
+        with torch.no_grad():
+            for conv in model.condition.heads:
+                conv.weight.normal_(0, 0.1)
     side = max(16, 2 * model.size_multiple)
     if model.cfg.temporal:  # a zero state (the first frame) leaves the state convs without gradient
         out, _ = model(torch.rand(1, 3, side, side), torch.rand(model.state_shape(1, side, side)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from qdr_core.config import add_dataclass_arguments, dataclass_overrides
-from qdr_core.tasks import TASKS
+from qdr_core.tasks import MODEL_TASKS
 from qdr_core.train.qat import QATConfig
 
 _CHOICES = {"kd": ["none", "output", "decoder", "dfd"], "balance": ["fixed", "lmr", "gradnorm"], "kd_distance": ["l1", "mse"],
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "qat", help="INT8 quantization-aware training (QDR) or PTQ", description=__doc__
     )
-    p.add_argument("--task", required=True, choices=TASKS)
+    p.add_argument("--task", required=True, choices=MODEL_TASKS)
     p.add_argument(
         "--teacher", required=True, help="FP32 checkpoint of the frozen teacher (e.g. models/T/fp32.pt)"
     )

@@ -6,14 +6,16 @@ import argparse
 import dataclasses
 
 from qdr_core.config import add_dataclass_arguments
-from qdr_core.tasks import TASKS
+from qdr_core.tasks import MODEL_TASKS
 from qdr_core.train.config import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train an FP32 EFM for one task", description=__doc__)
+    p = subparsers.add_parser(
+        "train", help="train an FP32 EFM for one task (or auto: every condition)", description=__doc__
+    )
     p.add_argument("--config", help="YAML file with TrainConfig fields (flags override it)")
-    p.add_argument("--task", choices=TASKS)
+    p.add_argument("--task", choices=MODEL_TASKS)
     p.add_argument("--preset", help="EFM preset (efm-t, efm-s, efm-m)")
     p.add_argument("--no-ldg", dest="ldg", action="store_const", const=False, help="plain residual blocks")
     p.add_argument("--out", dest="out_dir", help="run folder (default runs/<task>)")

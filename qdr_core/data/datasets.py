@@ -18,7 +18,7 @@ import numpy as np
 from qdr_core.data.degrade import check_task, degrade, eval_rng
 from qdr_core.data.degrade.common import fast_linear_to_srgb, fast_srgb_to_linear
 from qdr_core.data.degrade.jpeg import JpegParams, jpeg
-from qdr_core.data.degrade.pipeline import ConditionMix, synthesize
+from qdr_core.data.degrade.pipeline import Condition, ConditionMix, condition_rng, synthesize
 from qdr_core.data.imageio import list_images, read_rgb
 from qdr_core.errors import DataError
 
@@ -241,6 +241,31 @@ def fixed_eval_pairs(
     ]
 
 
+#: The fixed conditions an ``auto`` training run validates on (one of each effect, two mixtures).
+AUTO_VAL_CONDITIONS: tuple[str, ...] = (
+    "night:medium",
+    "fog:medium",
+    "rain:medium",
+    "sensor:medium",
+    "fog:medium+rain:medium",
+    "rain:medium+night:medium",
+)
+
+
+def fixed_condition_pairs(
+    conditions: Sequence[str], images: Sequence[np.ndarray], seed: int, names: Sequence[str] | None = None
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, degraded, clean) for each condition and image, seeded by (seed, condition, index)."""
+    names = list(names) if names is not None else [f"{i:04d}" for i in range(len(images))]
+    pairs = []
+    for text in conditions:
+        cond = Condition.parse(text)
+        for i, (n, im) in enumerate(zip(names, images)):
+            degraded, _ = synthesize(im, cond, condition_rng(seed, cond, i))
+            pairs.append((f"{cond.name}/{n}", degraded, im))
+    return pairs
+
+
 def load_folder_images(
     folder: str | os.PathLike, max_side: int | None = None
 ) -> tuple[list[str], list[np.ndarray]]:
@@ -253,6 +278,7 @@ __all__ = [
     "PairedFolder",
     "PairedFolderPairs",
     "SyntheticPairs",
+    "fixed_condition_pairs",
     "fixed_eval_pairs",
     "load_folder_images",
     "photometric",

@@ -1,7 +1,8 @@
 """FP32 ONNX export with a dynamic spatial size.
 
 Uses the TorchScript exporter: it keeps opset 17 (TensorRT 8.6 / 10 on JetPack 6 read it), takes
-~0.1 s for an EFM and emits only Conv / Relu / Add / Mul / Sigmoid / DepthToSpace.
+~0.1 s for an EFM and emits only Conv / Relu / Add / Mul / Sigmoid / DepthToSpace (and
+GlobalAveragePool for a model with a condition descriptor).
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def inline_identity_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type == "Identity" and node.input[0] in inits:
             copy = numpy_helper.from_array(numpy_helper.to_array(inits[node.input[0]]), node.output[0])
             model.graph.initializer.append(copy)
+        else:
+            keep.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+    return model
+
+
+def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace ``Constant`` nodes (the exporter's scalars, e.g. the 2 of the condition descriptor's
+    ``2 * sigmoid``) by initializers of the same name: the graph then holds only compute ops."""
+    keep = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            value = numpy_helper.to_array(node.attribute[0].t)
+            model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
         else:
             keep.append(node)
     del model.graph.node[:]
@@ -92,7 +108,7 @@ def export_onnx(
             do_constant_folding=True,
             dynamo=False,
         )
-    proto = inline_identity_initializers(onnx.load(str(path)))
+    proto = constants_to_initializers(inline_identity_initializers(onnx.load(str(path))))
     # Runtimes pad H and W to ``multiple`` (an EFM with a context pyramid needs more than 4).
     meta = {**({"size_multiple": str(multiple)} if multiple else {}), **(metadata or {})}
     for key, value in meta.items():

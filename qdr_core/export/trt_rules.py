@@ -3,7 +3,8 @@
 Rules (TensorRT 10 "explicit quantization", restricted to what an EFM needs):
 
 * opset 17..20, and only QuantizeLinear / DequantizeLinear / Conv / Relu / Add / Mul / Sigmoid /
-  DepthToSpace / Resize nodes;
+  DepthToSpace / Resize / GlobalAveragePool nodes (the pool: the ``auto`` model's condition
+  descriptor, ``models.condition``; TensorRT runs it as a pooling layer);
 * every Q/DQ: constant float32 scales > 0, a constant INT8 zero-point that is all zeros (symmetric);
 * activations per-tensor (scalar scale); Conv weights per-channel on axis 0 (one scale per output
   channel), from a constant weight;
@@ -31,6 +32,7 @@ ALLOWED_OPS = {
     "Sigmoid",
     "DepthToSpace",
     "Resize",
+    "GlobalAveragePool",
 }
 OPSET_RANGE = (17, 20)
 

@@ -48,6 +48,7 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.gate = DegradationGate(channels, gate_channels) if ldg else None
         self.mul = Mul() if ldg else None
+        self.scale_mul = Mul()
         self.add = Add()
         self.last_gate: torch.Tensor | None = None
         self.keep_gate = False
@@ -57,11 +58,15 @@ class ResidualBlock(nn.Module):
         gate = [(self.gate.dw, 0)] if self.gate is not None else []
         return [[(self.conv1, 0), *gate, (self.add, 0)]]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """``scale``: optional per-channel factors (N x C x 1 x 1) on the update, from a
+        ``models.condition.ConditionDescriptor``."""
         update = self.conv2(self.act(self.conv1(x)))
         if self.gate is not None:
             g = self.gate(x)
             if self.keep_gate:
                 self.last_gate = g.detach()
             update = self.mul(g, update)
+        if scale is not None:
+            update = self.scale_mul(scale, update)
         return self.add(x, update)

@@ -19,6 +19,7 @@ from torch import nn
 
 from qdr_core.errors import ConfigError
 from qdr_core.models.blocks import Add, ResidualBlock, SharedInput
+from qdr_core.models.condition import ConditionDescriptor
 from qdr_core.models.context import ContextPyramid
 from qdr_core.models.streaming import TemporalFusion
 
@@ -40,6 +41,9 @@ class EFMConfig:
         temporal: a streaming model: carries its bottleneck to the next frame
             (``models.streaming``); forward takes ``(frame, state)`` and returns
             ``(restored, state)``.
+        condition: a global condition descriptor (``models.condition``) scales each bottleneck
+            block's update per channel, from the whole frame's pooled features: one network for
+            every condition, without a task label.
     """
 
     width: int = 32
@@ -50,6 +54,7 @@ class EFMConfig:
     gate_channels: int = 1
     context_levels: int = 0
     temporal: bool = False
+    condition: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 1 or min(self.enc_blocks, self.mid_blocks, self.dec_blocks, self.context_levels) < 0:
@@ -85,6 +90,11 @@ PRESETS: dict[str, EFMConfig] = {
     # Streaming variants (same size + temporal fusion at the bottleneck; see models.streaming).
     "efm-t-stream": EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1, temporal=True),
     "efm-s-stream": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True),
+    # The all-conditions `auto` model: efm-s-ctx5 plus the global condition descriptor; same
+    # weights as efm-s-ctx5 where they overlap, so it can start from the haze model.
+    "efm-s-auto": EFMConfig(
+        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5, condition=True
+    ),
 }
 DEFAULT_PRESET = "efm-s"
 
@@ -124,6 +134,7 @@ class EFM(nn.Module):
         self.bottleneck = nn.Sequential(
             *[ResidualBlock(c2, cfg.ldg, cfg.gate_channels) for _ in range(cfg.mid_blocks)]
         )
+        self.condition = ConditionDescriptor(c2, cfg.mid_blocks) if cfg.condition else None
         # Up-sampling by 1x1 conv + PixelShuffle (DepthToSpace): runs in INT8 where ConvTranspose
         # would stay FP32 in onnxruntime.
         self.up = nn.Conv2d(c2, 4 * c, 1)
@@ -152,7 +163,12 @@ class EFM(nn.Module):
             if state is None:
                 state = h.new_zeros(self.state_shape(x.shape[0], x.shape[2], x.shape[3]))
             h = self.fusion(h, state)
-        bottleneck = self.bottleneck(h)
+        if self.condition is None:
+            bottleneck = self.bottleneck(h)
+        else:
+            bottleneck = h
+            for block, scale in zip(self.bottleneck, self.condition(h)):
+                bottleneck = block(bottleneck, scale)
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
         if return_features:
@@ -164,7 +180,7 @@ class EFM(nn.Module):
         residual Add), the encoder output (down conv and skip Add), and those inside the blocks."""
         groups: list[SharedInput] = []
         for module in self.modules():
-            if isinstance(module, (ResidualBlock, ContextPyramid, TemporalFusion)):
+            if isinstance(module, (ResidualBlock, ContextPyramid, TemporalFusion, ConditionDescriptor)):
                 groups += module.shared_inputs()
         return [*groups, [(self.down, 0), (self.skip_add, 1)], [(self.stem, 0), (self.residual_add, 0)]]
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class TrainConfig:
     """Args:
-    task: lowlight | haze | rain | noise.
+    task: lowlight | haze | rain | noise, or auto (every realistic condition, ``ConditionPairs``).
     preset: EFM preset name (efm-t, efm-s, efm-m).
     ldg: learnable degradation gating on (False = plain residual blocks, the LDG ablation).
     out_dir: run folder: checkpoints, curves, history.

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from qdr_core.data.datasets import SyntheticPairs, fixed_eval_pairs
 from qdr_core.data.sources import photos
 from qdr_core.distill import (
     DecoderFreeDistillation,
@@ -38,13 +37,19 @@ from qdr_core.quant.convert import quantize_model
 from qdr_core.quant.qat_model import qat_payload
 from qdr_core.train.losses import ReconstructionLoss
 from qdr_core.train.stream import ClipRunner, is_streaming, validation_clips
-from qdr_core.train.trainer import VAL_SEED, center_crop, evaluate_model
+from qdr_core.train.trainer import (
+    VAL_SEED,
+    evaluate_model,
+    synthetic_pairs,
+    synthetic_validation_pairs,
+    training_split,
+)
 
 
 @dataclass(frozen=True)
 class QATConfig:
     """Args:
-    task: lowlight | haze | rain | noise.
+    task: lowlight | haze | rain | noise, or auto (every realistic condition).
     teacher: FP32 checkpoint of the frozen teacher.
     student_init: FP32 checkpoint the student starts from (default: the teacher = self-distillation).
     out: the QAT checkpoint to write.
@@ -221,16 +226,10 @@ def plot_qat_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def validation_pairs(task: str, count: int, size: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    eval_photos = photos("eval")[:count]
-    clean = [center_crop(p.load(), size) for p in eval_photos]
-    return fixed_eval_pairs(task, clean, VAL_SEED, [p.name for p in eval_photos])
-
-
 def _validation(cfg: QATConfig, streaming: bool) -> list:
     if streaming:
         return validation_clips(cfg.task, cfg.val_images, cfg.val_size, max(cfg.clip_frames, 4), VAL_SEED)
-    return validation_pairs(cfg.task, cfg.val_images, cfg.val_size)
+    return synthetic_validation_pairs(cfg.task, cfg.val_images, cfg.val_size)
 
 
 def _calibrated_student(cfg: QATConfig, student_fp32: EFM, data_of) -> EFM:
@@ -248,9 +247,11 @@ def _calibrated_student(cfg: QATConfig, student_fp32: EFM, data_of) -> EFM:
 def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray] | None):
     """``seed -> training data``: stills (``SyntheticPairs``) or, for a streaming student, clips
     (``ClipPairs``; the training videos too unless ``train_images`` are given)."""
-    images = train_images if train_images is not None else [p.load() for p in photos("train")]
+    images = (
+        train_images if train_images is not None else [p.load() for p in photos(training_split(cfg.task))]
+    )
     if not streaming:
-        return lambda seed: SyntheticPairs(cfg.task, images, cfg.patch, seed)
+        return lambda seed: synthetic_pairs(cfg.task, images, cfg.patch, seed)
     from qdr_core.data.clips import ClipPairs, training_videos
 
     videos = training_videos() if train_images is None else []

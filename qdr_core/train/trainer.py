@@ -17,12 +17,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from qdr_core.data.datasets import PairedFolder, PairedFolderPairs, SyntheticPairs, fixed_eval_pairs
+from qdr_core.data.datasets import (
+    AUTO_VAL_CONDITIONS,
+    ConditionPairs,
+    PairedFolder,
+    PairedFolderPairs,
+    SyntheticPairs,
+    fixed_condition_pairs,
+    fixed_eval_pairs,
+)
 from qdr_core.data.sources import photos
 from qdr_core.errors import ConfigError
 from qdr_core.metrics import mean_scores, score_restoration
 from qdr_core.models import build_model, preset_config
 from qdr_core.models.checkpoint import init_from, model_payload, read_checkpoint, save_checkpoint
+from qdr_core.tasks import AUTO_TASK
 from qdr_core.train.config import TrainConfig
 from qdr_core.train.losses import ReconstructionLoss
 from qdr_core.train.stream import evaluate_stream_model, stream_train_step, validation_clips
@@ -119,6 +128,32 @@ def batch_stream(data, batch_size: int, start: int, stop: int, workers: int = 0,
     return iter(loader)
 
 
+def training_split(task: str) -> str:
+    """The photo split a task trains on: ``auto`` uses every training photo (``train_all``)."""
+    return "train_all" if task == AUTO_TASK else "train"
+
+
+def synthetic_pairs(
+    task: str, images: list[np.ndarray], patch: int, seed: int
+) -> SyntheticPairs | ConditionPairs:
+    """The endless training pairs of ``task``: its benchmark degradation, or for ``auto`` the
+    realistic condition mix (clean, single effects, mixtures)."""
+    if task == AUTO_TASK:
+        return ConditionPairs(images, patch, seed)
+    return SyntheticPairs(task, images, patch, seed)
+
+
+def synthetic_validation_pairs(task: str, count: int, size: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Fixed validation pairs: centre crops of the first ``count`` ``eval`` photos, degraded with
+    seed ``VAL_SEED`` (for ``auto``: under each of ``AUTO_VAL_CONDITIONS``)."""
+    eval_photos = photos("eval")[:count]
+    clean = [center_crop(p.load(), size) for p in eval_photos]
+    names = [p.name for p in eval_photos]
+    if task == AUTO_TASK:
+        return fixed_condition_pairs(AUTO_VAL_CONDITIONS, clean, VAL_SEED, names)
+    return fixed_eval_pairs(task, clean, VAL_SEED, names)
+
+
 def _dist_info() -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -131,7 +166,7 @@ def _streaming(cfg: TrainConfig) -> bool:
     return bool(preset_config(cfg.preset).temporal)
 
 
-def _training_data(cfg: TrainConfig, rank: int):
+def _training_data(cfg: TrainConfig, rank: int, images: list[np.ndarray] | None = None):
     if _streaming(cfg):
         if cfg.input_dir or cfg.target_dir:
             raise ConfigError(f"{cfg.preset} trains on clips; --input-dir/--target-dir are stills")
@@ -145,8 +180,9 @@ def _training_data(cfg: TrainConfig, rank: int):
         return PairedFolderPairs(
             PairedFolder(cfg.input_dir, cfg.target_dir), cfg.patch, cfg.seed + 7919 * rank
         )
-    images = [p.load() for p in photos("train")]
-    return SyntheticPairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank)
+    if images is None:
+        images = [p.load() for p in photos(training_split(cfg.task))]
+    return synthetic_pairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank)
 
 
 def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -159,9 +195,7 @@ def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarra
         ]
     if _streaming(cfg):
         return validation_clips(cfg.task, cfg.val_images, cfg.val_size, max(cfg.clip_frames, 4), VAL_SEED)
-    eval_photos = photos("eval")[: cfg.val_images]
-    clean = [center_crop(p.load(), cfg.val_size) for p in eval_photos]
-    return fixed_eval_pairs(cfg.task, clean, VAL_SEED, [p.name for p in eval_photos])
+    return synthetic_validation_pairs(cfg.task, cfg.val_images, cfg.val_size)
 
 
 def plot_history(history: list[dict[str, Any]], path: Path) -> None:
@@ -227,8 +261,14 @@ def _write_outputs(model: nn.Module, out: Path, meta: dict[str, Any], history: l
     return {"history": history, "checkpoint": str(out / "fp32.pt")}
 
 
-def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train an EFM per ``cfg``; writes ``last.pt`` (resume state), ``fp32.pt``, history and curves."""
+def fit(
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    train_images: list[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Train an EFM per ``cfg``; writes ``last.pt`` (resume state), ``fp32.pt``, history and curves.
+    ``train_images``: clean photos to synthesise from instead of the task's photo split."""
     rank, world = _dist_info()
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -242,7 +282,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict[s
         start, history = _resume(out / "last.pt", model, optimizer, scheduler)
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    data = _training_data(cfg, rank)
+    data = _training_data(cfg, rank, train_images)
     val_pairs = _validation_pairs(cfg) if rank == 0 else []
     loss_fn = ReconstructionLoss(cfg.loss, cfg.ssim_weight)
     meta = {"task": cfg.task, "preset": cfg.preset, "config": json.dumps(cfg.to_dict())}

@@ -168,7 +168,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("model_path", str, "",
           "`.onnx` or `.pt`; absolute, or relative to the package share dir, then the source tree, "
           "then the working dir. Empty: `models/<task>/<model_variant>.onnx`", runtime=True),
-    Param("task", str, "lowlight",
+    Param("task", str, "auto",
           "shipped model to use when `model_path` is empty; `auto`: the all-conditions model",
           choices=NODE_TASKS, only_without_model_path=True, runtime=True),
     Param("model_variant", str, "int8_cpu",

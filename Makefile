@@ -47,8 +47,10 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Two pytest workers (the suite is sized for a 2-core machine); a test file stays on one worker, so
+# its module fixtures (a node process, a private ROS domain) are never shared across processes.
 test: lint
-	$(BIN)/python -m pytest -q test
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile test
 
 data:
 	@if command -v apt-get >/dev/null; then \

@@ -57,7 +57,7 @@ setup(
             "matplotlib>=3.7",
         ],
         "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "scikit-image>=0.22", "matplotlib>=3.7"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "import-linter>=2.16"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff>=0.6", "import-linter>=2.16"],
     },
     zip_safe=True,
     maintainer="qdr developers",

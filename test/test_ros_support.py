@@ -41,7 +41,7 @@ def test_shipped_config_matches_node_params():
     params = yaml.safe_load((REPO / "config" / "restore.yaml").read_text())["qdr_restore"]["ros__parameters"]
     assert set(params) == set(NodeParams.names())
     parsed = NodeParams.from_mapping(params)
-    assert parsed.model_relpath == "models/lowlight/int8_cpu.onnx"
+    assert parsed.model_relpath == "models/auto/int8_cpu.onnx"
     assert parsed.input_qos == "auto"
 
 

@@ -30,8 +30,7 @@ from qdr_core.data.datasets import fixed_eval_pairs  # noqa: E402
 from qdr_core.data.sources import MAX_SIDE, photos  # noqa: E402
 from qdr_core.metrics import psnr  # noqa: E402
 from qdr_core.runtime import DEFAULT_TILE_OVERLAP, load_runtime  # noqa: E402
-
-TASKS = ("lowlight", "haze", "rain", "noise")
+from qdr_core.tasks import TASKS  # noqa: E402
 
 
 def measure(task: str, model: Path, images: list, names: list, tile_pixels: int, overlap: int, threads: int):

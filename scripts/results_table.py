@@ -9,7 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-TASKS = ("lowlight", "haze", "rain", "noise")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from qdr_core.tasks import TASKS
+
 TARGET_GAIN = {"lowlight": 8.0, "haze": 6.0, "rain": 5.0, "noise": 6.0}
 
 

@@ -22,9 +22,10 @@ from qdr_core.data.degrade import degrade, eval_rng
 from qdr_core.data.degrade.pipeline import MIXTURES, Condition, condition_rng, synthesize
 from qdr_core.errors import ConfigError
 from qdr_core.metrics import score
+from qdr_core.tasks import TASKS
 
 SINGLE_EFFECTS = ("night", "fog", "rain", "sensor")
-BENCHMARK_TASKS = ("lowlight", "haze", "rain", "noise")
+BENCHMARK_TASKS = TASKS
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
+from clip_helpers import panning_frames as shared_panning_frames
 
 from qdr_core.bag.evaluate import evaluate_bag_offline
 from qdr_core.bag.io import CLEAN_TOPIC, IMAGE_TOPIC, BagReader
@@ -22,10 +22,7 @@ START = 1_700_000_000_000_000_000
 
 
 def panning_frames(n: int = 5, size: int = 40) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    big = cv2.GaussianBlur(rng.random((size, size + 3 * n, 3), dtype=np.float32), (0, 0), 2.0)
-    big = 0.2 + 0.6 * (big - big.min()) / np.ptp(big)
-    return [big[:, 3 * t : 3 * t + size].copy() for t in range(n)]
+    return shared_panning_frames(n, size)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from clip_helpers import panning_frames as shared_panning_frames
 
 from qdr_core.cli import main
 from qdr_core.data.clips import Clip, ClipDegrader, read_frames
@@ -17,10 +18,7 @@ from qdr_core.temporal import temporal_metrics
 
 
 def panning_frames(n: int = 6, size: int = 48) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    big = cv2.GaussianBlur(rng.random((size, size + 3 * n, 3), dtype=np.float32), (0, 0), 2.0)
-    big = 0.2 + 0.6 * (big - big.min()) / np.ptp(big)
-    return [big[:, 3 * t : 3 * t + size].copy() for t in range(n)]
+    return shared_panning_frames(n, size)
 
 
 @pytest.fixture(scope="module")

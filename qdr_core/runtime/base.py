@@ -118,7 +118,9 @@ class Runtime(abc.ABC):
 
     def _run_state(self, batch: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A streaming model's run: ``(output, state_out)`` for ``batch`` and the previous state."""
-        raise ConfigError(f"{self.model_path} is a single-frame model: it carries no state ({self.name} runtime)")
+        raise ConfigError(
+            f"{self.model_path} is a single-frame model: it carries no state ({self.name} runtime)"
+        )
 
     def zero_state(self, height: int, width: int) -> np.ndarray:
         """The state of the first frame of a stream (``height x width``: the padded frame)."""

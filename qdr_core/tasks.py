@@ -9,11 +9,9 @@ TASKS: tuple[str, ...] = ("lowlight", "haze", "rain", "noise")
 #: The all-conditions model: no task label, trained on every realistic condition and mixture
 #: (``data.datasets.ConditionPairs``); ``models/auto/`` holds its files.
 AUTO_TASK = "auto"
-#: What ``qdr train`` / ``qdr qat`` can make: one model per task, and ``auto``.
+#: The shipped model folders ``models/<task>/``: what ``qdr train`` / ``qdr qat`` make and the
+#: node's ``task`` parameter picks: one model per task, and ``auto``.
 MODEL_TASKS: tuple[str, ...] = (*TASKS, AUTO_TASK)
-#: What the node's ``task`` parameter accepts: the tasks and ``auto``, the all-conditions model
-#: (``models/auto/``), which restores any mix of the conditions.
-NODE_TASKS: tuple[str, ...] = MODEL_TASKS
 
 
 def check_task(name: str) -> str:

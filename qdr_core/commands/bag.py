@@ -96,13 +96,6 @@ def run_make(args: argparse.Namespace) -> int:
     return 0
 
 
-def remove_bag(path) -> None:
-    """Delete a previous output bag; only a folder that is a bag (has metadata.yaml) is deleted."""
-    from qdr_core.bag.io import remove_bag as remove
-
-    remove(path)
-
-
 def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 

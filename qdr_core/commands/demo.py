@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from qdr_core.node.params import BY_NAME
-from qdr_core.tasks import NODE_TASKS
+from qdr_core.tasks import MODEL_TASKS
 
 #: The node's default model (the parameter table's ``task`` default).
 DEFAULT_TASK: str = BY_NAME["task"].default
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="end-to-end demo: bag -> live lifecycle node -> report", description=__doc__
     )
-    p.add_argument("--task", default=DEFAULT_TASK, choices=NODE_TASKS,
+    p.add_argument("--task", default=DEFAULT_TASK, choices=MODEL_TASKS,
                    help=f"model models/<task>/ to use (default: the node's, {DEFAULT_TASK})")  # fmt: skip
     p.add_argument("--model", help="model file (default: models/<task>/int8_cpu.onnx, else fp32.onnx)")
     p.add_argument("--images", help="clean frames (default: the bundled demo/images)")
@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from qdr_core.bag.day import DAY, make_day_bag, segment_scores
-    from qdr_core.commands.bag import remove_bag, summary_line
+    from qdr_core.bag.io import remove_bag
+    from qdr_core.commands.bag import summary_line
     from qdr_core.detect import build_detector
     from qdr_core.errors import DataError
     from qdr_core.paths import source_root

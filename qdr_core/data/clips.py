@@ -27,7 +27,7 @@ from qdr_core.data.datasets import random_crop_flip
 from qdr_core.data.degrade import EVAL_RANGES, TRAIN_RANGES, degrade, eval_rng
 from qdr_core.data.degrade.common import SEVERITIES, level_of, uniform
 from qdr_core.data.degrade.pipeline import Condition, FramePlan, condition_rng, synthesize
-from qdr_core.data.sources import MAX_SIDE, OPENCV_DATA, _shrink, photos
+from qdr_core.data.sources import MAX_SIDE, OPENCV_DATA, frame_rgb, photos
 from qdr_core.errors import DataError
 from qdr_core.tasks import TASKS
 
@@ -83,9 +83,7 @@ def read_frames(path: str | Path, start: int, count: int, max_side: int = MAX_SI
             if not ok:
                 break
             if index >= start:
-                frames.append(
-                    _shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0, max_side)
-                )
+                frames.append(frame_rgb(bgr, max_side))
             index += 1
     finally:
         cap.release()

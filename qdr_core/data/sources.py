@@ -140,6 +140,11 @@ def _shrink(rgb: np.ndarray, max_side: int) -> np.ndarray:
     return rgb
 
 
+def frame_rgb(bgr: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """A decoded video frame (8-bit BGR, as OpenCV reads it) as float RGB in [0, 1], shrunk."""
+    return _shrink(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0, max_side)
+
+
 def _wheel_file(package: str, *parts: str) -> Path:
     """A file inside an installed wheel, found without importing the package (mahotas is slow to)."""
     import importlib.util
@@ -165,7 +170,7 @@ def video_frame(path: Path, index: int, max_side: int = MAX_SIDE) -> np.ndarray:
         cap.release()
     if not ok:
         raise DataError(f"cannot read frame {index} of {path}")
-    return _shrink(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0, max_side)
+    return frame_rgb(frame, max_side)
 
 
 def _plasma(name: str) -> Path:

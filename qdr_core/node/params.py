@@ -22,7 +22,7 @@ from typing import Any
 
 from qdr_core.errors import ConfigError, ImageFormatError
 from qdr_core.image_encodings import OUTPUT_ENCODINGS, check_output_encoding
-from qdr_core.tasks import NODE_TASKS
+from qdr_core.tasks import MODEL_TASKS
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ PARAMETERS: tuple[Param, ...] = (
           "then the working dir. Empty: `models/<task>/<model_variant>.onnx`", runtime=True),
     Param("task", str, "auto",
           "shipped model to use when `model_path` is empty; `auto`: the all-conditions model",
-          choices=NODE_TASKS, only_without_model_path=True, runtime=True),
+          choices=MODEL_TASKS, only_without_model_path=True, runtime=True),
     Param("model_variant", str, "int8_cpu",
           "`int8_cpu` (onnxruntime INT8), `int8_trt` (TensorRT QDQ), `fp32` (ONNX FP32)",
           choices=("int8_cpu", "int8_trt", "fp32"), only_without_model_path=True, runtime=True),

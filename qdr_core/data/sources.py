@@ -14,9 +14,9 @@ never changes between machines:
 * ``other``: photos from sources never used in training (scikit-image, frames of opencv-doc's
   ``vtest.avi`` pedestrian video): the generalisation check.
 
-``eval`` and ``other`` are disjoint from both training lists (a test checks it). Never used here,
-reserved for independent evaluation: Debian's ``darknet`` data, the ``lomiri-wallpapers*``
-packages, scikit-learn's sample images.
+``eval`` and ``other`` are disjoint from both training lists (a test checks it). The sources that
+the developers' guide reserves for independent evaluation are never listed here
+(``test/test_data.py`` checks every listed path against them).
 
 Images are shrunk to at most ``MAX_SIDE`` pixels: 4K wallpapers at camera-like scale.
 """

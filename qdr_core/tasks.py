@@ -12,6 +12,11 @@ AUTO_TASK = "auto"
 #: The shipped model folders ``models/<task>/``: what ``qdr train`` / ``qdr qat`` make and the
 #: node's ``task`` parameter picks: one model per task, and ``auto``.
 MODEL_TASKS: tuple[str, ...] = (*TASKS, AUTO_TASK)
+#: The realistic condition (``data.degrade.pipeline``) that each task's specialist meets on a robot
+#: and learns beside its benchmark degradation when trained with ``data: realistic``.
+REALISTIC_EFFECT: dict[str, str] = {"lowlight": "night", "haze": "fog", "rain": "rain", "noise": "sensor"}
+#: Training data of a specialist: the paper's benchmark degradation alone, or with the realistic one.
+DATA_KINDS: tuple[str, ...] = ("benchmark", "realistic")
 
 
 def check_task(name: str) -> str:

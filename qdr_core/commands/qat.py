@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 
 from qdr_core.config import add_dataclass_arguments, dataclass_overrides
-from qdr_core.tasks import MODEL_TASKS
+from qdr_core.tasks import DATA_KINDS, MODEL_TASKS
 from qdr_core.train.qat import QATConfig
 
 _CHOICES = {"kd": ["none", "output", "decoder", "dfd"], "balance": ["fixed", "lmr", "gradnorm"], "kd_distance": ["l1", "mse"],
-            "act_method": ["max", "percentile", "mse"], "weight_method": ["max", "percentile", "mse"]}  # fmt: skip
+            "act_method": ["max", "percentile", "mse"], "weight_method": ["max", "percentile", "mse"],
+            "device": ["auto", "cpu", "cuda"], "data": list(DATA_KINDS)}  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

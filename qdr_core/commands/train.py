@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from qdr_core.config import add_dataclass_arguments
-from qdr_core.tasks import MODEL_TASKS
+from qdr_core.tasks import DATA_KINDS, MODEL_TASKS
 from qdr_core.train.config import TrainConfig
 
 
@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="EFM preset (efm-t, efm-s, efm-m)")
     p.add_argument("--no-ldg", dest="ldg", action="store_const", const=False, help="plain residual blocks")
     p.add_argument("--out", dest="out_dir", help="run folder (default runs/<task>)")
-    add_dataclass_arguments(p, TrainConfig, skip={"task", "preset", "ldg", "out_dir"})
+    add_dataclass_arguments(
+        p, TrainConfig, skip={"task", "preset", "ldg", "out_dir"}, choices={"data": list(DATA_KINDS)}
+    )
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument(
         "--export", default=None, help="also write the model here as fp32.pt + fp32.onnx (a folder)"

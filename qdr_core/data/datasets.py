@@ -181,6 +181,41 @@ class ConditionPairs:
     batch = SyntheticPairs.batch
 
 
+class SpecialistPairs:
+    """A specialist's realistic training mix (``data: realistic``): with probability ``benchmark``
+    its paper degradation (``SyntheticPairs``), otherwise its realistic condition ``effect`` at a
+    uniform level or, ``clean`` of all samples, a clean frame (``ConditionPairs`` with that one
+    effect). The model keeps its benchmark skill, learns the condition a robot meets and learns to
+    leave a good frame alone."""
+
+    def __init__(
+        self,
+        task: str,
+        effect: str,
+        images: Sequence[np.ndarray],
+        patch: int = 96,
+        seed: int = 0,
+        benchmark: float = 0.3,
+        clean: float = 0.2,
+    ) -> None:
+        if not 0.0 <= benchmark < 1.0 or not 0.0 <= clean <= 1.0 - benchmark:
+            raise DataError(
+                f"need 0 <= benchmark < 1 and 0 <= clean <= 1 - benchmark, got {benchmark}, {clean}"
+            )
+        self.seed, self.benchmark = seed, benchmark
+        self.bench = SyntheticPairs(task, images, patch, seed)
+        share = clean / (1.0 - benchmark)
+        self.real = ConditionPairs(
+            images, patch, seed + 1, ConditionMix(clean=share, single=1.0 - share, effects=(effect,))
+        )
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        u = np.random.default_rng([self.seed, index, 1]).random()
+        return (self.bench if u < self.benchmark else self.real).sample(index)
+
+    batch = SyntheticPairs.batch
+
+
 class PairedFolder:
     """Pairs from an input folder and a target folder whose files match by name (stem).
 

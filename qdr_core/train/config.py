@@ -28,6 +28,11 @@ class TrainConfig:
         efm-s-ctx); new modules keep their initialisation.
     clip_frames: frames per training clip of a streaming preset (``efm-s-stream``): its batches are
         clips (``data.clips.ClipPairs``), validated on as many-frame eval clips.
+    time_budget: wall-clock seconds for the run (0 = none): the cosine schedule follows the larger
+        of step and time progress and the run stops when the time is up (``iters`` is then an
+        upper bound); for a lent GPU of fixed minutes. Single-process runs only.
+    data: ``benchmark`` (the task's paper degradation) or ``realistic``: a specialist also learns
+        its realistic condition (``tasks.REALISTIC_EFFECT``) and clean frames, on ``train_all``.
     """
 
     task: str = "lowlight"
@@ -55,6 +60,8 @@ class TrainConfig:
     init: str | None = None
     workers: int = 0
     clip_frames: int = 5
+    time_budget: float = 0.0
+    data: str = "benchmark"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -39,6 +39,8 @@ from qdr_core.train.losses import ReconstructionLoss
 from qdr_core.train.stream import ClipRunner, is_streaming, validation_clips
 from qdr_core.train.trainer import (
     VAL_SEED,
+    Budget,
+    batch_stream,
     evaluate_model,
     synthetic_pairs,
     synthetic_validation_pairs,
@@ -67,6 +69,11 @@ class QATConfig:
     seed / threads: seeding and torch intra-op threads (0 = default).
     clip_frames: frames per clip when the student is a streaming EFM (its data, calibration and
         validation are clips, restored as streams).
+    workers: processes that synthesise batches ahead of the optimiser (0 = in the loop).
+    time_budget: wall-clock seconds for the QAT steps (0 = none): the cosine follows the larger of
+        step and time progress, and the run stops when the time is up.
+    device: ``auto`` (the GPU when torch sees one), ``cpu`` or ``cuda``; calibration runs on the CPU.
+    data: ``benchmark`` or ``realistic`` (as ``TrainConfig.data``).
     """
 
     task: str = "lowlight"
@@ -93,6 +100,10 @@ class QATConfig:
     seed: int = 0
     threads: int = 0
     clip_frames: int = 5
+    workers: int = 0
+    time_budget: float = 0.0
+    device: str = "auto"
+    data: str = "benchmark"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -247,11 +258,12 @@ def _calibrated_student(cfg: QATConfig, student_fp32: EFM, data_of) -> EFM:
 def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray] | None):
     """``seed -> training data``: stills (``SyntheticPairs``) or, for a streaming student, clips
     (``ClipPairs``; the training videos too unless ``train_images`` are given)."""
-    images = (
-        train_images if train_images is not None else [p.load() for p in photos(training_split(cfg.task))]
-    )
+    if train_images is None:
+        split = "train" if streaming else training_split(cfg.task, cfg.data)
+        train_images = [p.load() for p in photos(split)]
+    images = train_images
     if not streaming:
-        return lambda seed: synthetic_pairs(cfg.task, images, cfg.patch, seed)
+        return lambda seed: synthetic_pairs(cfg.task, images, cfg.patch, seed, cfg.data)
     from qdr_core.data.clips import ClipPairs, training_videos
 
     videos = training_videos() if train_images is None else []
@@ -297,6 +309,58 @@ def _write_outputs(out: Path, student: EFM, meta: dict[str, Any], history: list)
     return {"checkpoint": str(out), "history": history, "model": student}
 
 
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: torch sees no GPU here")
+    return torch.device(name)
+
+
+def _qat_loop(cfg, student, teacher, kd_loss, balancer, data, val, device, progress) -> tuple[list, int]:
+    """The QAT steps: (history entries, steps done; fewer than ``iters`` when the time is up)."""
+    optimizer = _optimizer(cfg, student, kd_loss, balancer)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    rec_loss = ReconstructionLoss("charbonnier")
+    bar = _progress_bar(cfg) if progress else None
+    history, running, budget, done = [], [], Budget(cfg.time_budget), 0
+    t0 = time.time()
+    batches = batch_stream(data, cfg.batch_size, 0, cfg.iters, cfg.workers, device.type == "cuda")
+    for step, (degraded, clean) in enumerate(batches):
+        # Cosine decay of the weights' rate; LMR magnitudes keep a constant rate.
+        factor = 0.5 * (1 + math.cos(math.pi * min(1.0, max(step / max(1, cfg.iters), budget.fraction()))))
+        optimizer.param_groups[0]["lr"] = base_lrs[0] * (0.01 + 0.99 * factor)
+        done = step + 1
+        last = done == cfg.iters or budget.expired()
+        # Gradient-norm balancing needs frequent measurements; otherwise only at log steps.
+        every = 5 if getattr(balancer, "needs_grad_norms", False) else cfg.log_every
+        log_now = done % cfg.log_every == 0 or last or step == 0
+        batch = (degraded.to(device, non_blocking=True), clean.to(device, non_blocking=True))
+        logs = qat_step(
+            student, teacher, batch, optimizer, rec_loss, kd_loss, cfg.kd, balancer,
+            measure_grads=log_now or done % every == 0,
+        )  # fmt: skip
+        running.append(logs)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(rec=f"{logs['loss_rec']:.4f}", kd=f"{logs.get('loss_kd', 0):.4f}")
+        if log_now:
+            history.append({"step": done, "seconds": time.time() - t0, **_log_entry(logs, running)})
+            running = []
+        if val and ((cfg.val_every > 0 and done % cfg.val_every == 0) or last):
+            scores = evaluate_model(student, val)
+            history.append({"step": done, **scores})
+            if bar is not None:
+                bar.write(
+                    f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB"
+                )
+        if last:
+            break
+    if bar is not None:
+        bar.close()
+    return history, done
+
+
 def fit_qat(
     cfg: QATConfig, progress: bool = True, train_images: list[np.ndarray] | None = None
 ) -> dict[str, Any]:
@@ -304,6 +368,7 @@ def fit_qat(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
     teacher, _ = load_fp32_model(cfg.teacher)
     teacher.requires_grad_(False)
     init_path = cfg.student_init or cfg.teacher
@@ -331,47 +396,16 @@ def fit_qat(
     kd_loss = build_kd_loss(cfg.kd, cfg.kd_distance, student, teacher)
     names = ("rec",) if kd_loss is None else ("rec", "kd")
     balancer = build_balancer(cfg.balance, names, cfg.kd_weight)
-    optimizer = _optimizer(cfg, student, kd_loss, balancer)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    rec_loss = ReconstructionLoss("charbonnier")
-    data = data_of(cfg.seed + 101)
+    for module in (student, teacher, kd_loss, balancer):
+        if module is not None:
+            module.to(device)
     val = _validation(cfg, streaming) if cfg.val_every >= 0 else []
-
-    bar = _progress_bar(cfg) if progress else None
-    running: list[dict[str, float]] = []
     t0 = time.time()
-    for step in range(cfg.iters):
-        # Cosine decay of the weights' rate; LMR magnitudes keep a constant rate.
-        factor = 0.5 * (1 + math.cos(math.pi * step / max(1, cfg.iters)))
-        optimizer.param_groups[0]["lr"] = base_lrs[0] * (0.01 + 0.99 * factor)
-        degraded, clean = data.batch(step, cfg.batch_size)
-        done = step + 1
-        # Gradient-norm balancing needs frequent measurements; otherwise only at log steps.
-        every = 5 if getattr(balancer, "needs_grad_norms", False) else cfg.log_every
-        log_now = done % cfg.log_every == 0 or done == cfg.iters or step == 0
-        measure = log_now or done % every == 0
-        batch = (torch.from_numpy(degraded), torch.from_numpy(clean))
-        logs = qat_step(
-            student, teacher, batch, optimizer, rec_loss, kd_loss, cfg.kd, balancer, measure_grads=measure
-        )
-        running.append(logs)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(rec=f"{logs['loss_rec']:.4f}", kd=f"{logs.get('loss_kd', 0):.4f}")
-        if log_now:
-            history.append({"step": done, "seconds": time.time() - t0, **_log_entry(logs, running)})
-            running = []
-        if val and ((cfg.val_every > 0 and done % cfg.val_every == 0) or done == cfg.iters):
-            scores = evaluate_model(student, val)
-            history.append({"step": done, **scores})
-            if bar is not None:
-                bar.write(
-                    f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB"
-                )
-    if bar is not None:
-        bar.close()
-    meta.update(step=cfg.iters, train_seconds=round(time.time() - t0, 1))
-    return _write_outputs(out, student, meta, history)
+    data = data_of(cfg.seed + 101)
+    steps, done = _qat_loop(cfg, student, teacher, kd_loss, balancer, data, val, device, progress)
+    history += steps
+    meta.update(step=done, train_seconds=round(time.time() - t0, 1), device=device.type)
+    return _write_outputs(out, student.cpu(), meta, history)
 
 
 def check_config(cfg: QATConfig) -> QATConfig:

@@ -22,6 +22,7 @@ from qdr_core.data.datasets import (
     ConditionPairs,
     PairedFolder,
     PairedFolderPairs,
+    SpecialistPairs,
     SyntheticPairs,
     fixed_condition_pairs,
     fixed_eval_pairs,
@@ -31,7 +32,7 @@ from qdr_core.errors import ConfigError
 from qdr_core.metrics import mean_scores, score_restoration
 from qdr_core.models import build_model, preset_config
 from qdr_core.models.checkpoint import init_from, model_payload, read_checkpoint, save_checkpoint
-from qdr_core.tasks import AUTO_TASK
+from qdr_core.tasks import AUTO_TASK, DATA_KINDS, REALISTIC_EFFECT
 from qdr_core.train.config import TrainConfig
 from qdr_core.train.losses import ReconstructionLoss
 from qdr_core.train.stream import evaluate_stream_model, stream_train_step, validation_clips
@@ -39,12 +40,27 @@ from qdr_core.train.stream import evaluate_stream_model, stream_train_step, vali
 VAL_SEED = 1234
 
 
-def cosine_lr(step: int, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine to ``min_lr_ratio``."""
+def cosine_lr(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine to ``min_lr_ratio``. Progress is the
+    larger of the step count's and ``time_fraction`` (the share of ``cfg.time_budget`` spent), so a
+    time-budgeted run anneals fully whatever its speed."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+    progress = min(1.0, max((step - cfg.warmup) / max(1, cfg.iters - cfg.warmup), time_fraction))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Budget:
+    """Wall-clock budget of a run (``seconds <= 0``: none): the share spent, and whether it is up."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.start = seconds, time.time()
+
+    def fraction(self) -> float:
+        return (time.time() - self.start) / self.seconds if self.seconds > 0 else 0.0
+
+    def expired(self) -> bool:
+        return self.seconds > 0 and self.fraction() >= 1.0
 
 
 def train_step(
@@ -128,18 +144,24 @@ def batch_stream(data, batch_size: int, start: int, stop: int, workers: int = 0,
     return iter(loader)
 
 
-def training_split(task: str) -> str:
-    """The photo split a task trains on: ``auto`` uses every training photo (``train_all``)."""
-    return "train_all" if task == AUTO_TASK else "train"
+def training_split(task: str, data: str = "benchmark") -> str:
+    """The photo split a task trains on: ``auto`` and realistic specialists use every training
+    photo (``train_all``)."""
+    return "train_all" if task == AUTO_TASK or data == "realistic" else "train"
 
 
 def synthetic_pairs(
-    task: str, images: list[np.ndarray], patch: int, seed: int
-) -> SyntheticPairs | ConditionPairs:
-    """The endless training pairs of ``task``: its benchmark degradation, or for ``auto`` the
-    realistic condition mix (clean, single effects, mixtures)."""
+    task: str, images: list[np.ndarray], patch: int, seed: int, data: str = "benchmark"
+) -> SyntheticPairs | ConditionPairs | SpecialistPairs:
+    """The endless training pairs of ``task``: its benchmark degradation (``data: realistic``: plus
+    its realistic condition and clean frames), or for ``auto`` the realistic condition mix (clean,
+    single effects, mixtures)."""
+    if data not in DATA_KINDS:
+        raise ConfigError(f"unknown data {data!r}; choose {', '.join(DATA_KINDS)}")
     if task == AUTO_TASK:
         return ConditionPairs(images, patch, seed)
+    if data == "realistic":
+        return SpecialistPairs(task, REALISTIC_EFFECT[task], images, patch, seed)
     return SyntheticPairs(task, images, patch, seed)
 
 
@@ -181,8 +203,8 @@ def _training_data(cfg: TrainConfig, rank: int, images: list[np.ndarray] | None 
             PairedFolder(cfg.input_dir, cfg.target_dir), cfg.patch, cfg.seed + 7919 * rank
         )
     if images is None:
-        images = [p.load() for p in photos(training_split(cfg.task))]
-    return synthetic_pairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank)
+        images = [p.load() for p in photos(training_split(cfg.task, cfg.data))]
+    return synthetic_pairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank, cfg.data)
 
 
 def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -220,10 +242,10 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
 
 
 def _model_and_optimizer(
-    cfg: TrainConfig, device: torch.device, verbose: bool
+    cfg: TrainConfig, device: torch.device, verbose: bool, budget: Budget | None = None
 ) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """The EFM of ``cfg`` (optionally initialised from ``cfg.init``) on ``device``, AdamW and the
-    cosine schedule."""
+    cosine schedule (following ``budget``'s clock too, when given)."""
     model = build_model(preset_config(cfg.preset, ldg=cfg.ldg))
     if cfg.init:
         fresh = init_from(model, cfg.init)
@@ -233,7 +255,8 @@ def _model_and_optimizer(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, cfg))
+    clock = budget.fraction if budget is not None else (lambda: 0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, cfg, clock()))
     return model, optimizer, scheduler
 
 
@@ -261,6 +284,12 @@ def _write_outputs(model: nn.Module, out: Path, meta: dict[str, Any], history: l
     return {"history": history, "checkpoint": str(out / "fp32.pt")}
 
 
+def _log_step(history: list, running: list, done: int, lr: float, t0: float) -> None:
+    """A history entry: the mean training loss since the last one."""
+    history.append({"step": done, "loss": float(np.mean(running)), "lr": lr, "seconds": time.time() - t0})
+    running.clear()
+
+
 def fit(
     cfg: TrainConfig,
     resume: bool = False,
@@ -268,15 +297,20 @@ def fit(
     train_images: list[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Train an EFM per ``cfg``; writes ``last.pt`` (resume state), ``fp32.pt``, history and curves.
-    ``train_images``: clean photos to synthesise from instead of the task's photo split."""
+    ``train_images``: clean photos to synthesise from instead of the task's photo split. With a
+    ``time_budget`` the run may end before ``iters``: the result's ``steps`` says where."""
     rank, world = _dist_info()
+    if cfg.time_budget > 0 and world > 1:
+        raise ConfigError("--time-budget needs a single-process run (ranks would stop at different steps)")
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
     device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = device.type == "cuda"
 
-    model, optimizer, scheduler = _model_and_optimizer(cfg, device, verbose=rank == 0)
+    budget = Budget(cfg.time_budget)
+    model, optimizer, scheduler = _model_and_optimizer(cfg, device, rank == 0, budget)
     start, history = 0, []
     if resume and (out / "last.pt").exists():
         start, history = _resume(out / "last.pt", model, optimizer, scheduler)
@@ -301,7 +335,7 @@ def fit(
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.task}", unit="it", dynamic_ncols=True)
-    t0, running = time.time(), []
+    t0, running, done = time.time(), [], start
     batches = batch_stream(data, cfg.batch_size, start, cfg.iters, cfg.workers, device.type == "cuda")
     for step, (degraded, clean) in enumerate(batches, start):
         batch = (degraded.to(device, non_blocking=True), clean.to(device, non_blocking=True))
@@ -309,33 +343,28 @@ def fit(
         scheduler.step()
         running.append(logs["loss"])
         done = step + 1
+        last = done == cfg.iters or budget.expired()
         if rank == 0:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if done % 25 == 0 or done == cfg.iters:
-                history.append(
-                    {
-                        "step": done,
-                        "loss": float(np.mean(running)),
-                        "lr": scheduler.get_last_lr()[0],
-                        "seconds": time.time() - t0,
-                    }
-                )
-                running = []
-            if done % cfg.val_every == 0 or done == cfg.iters:
+            if done % 25 == 0 or last:
+                _log_step(history, running, done, scheduler.get_last_lr()[0], t0)
+            if done % cfg.val_every == 0 or last:
                 scores = evaluate_model(model, val_pairs)
                 history.append({"step": done, **scores})
                 line = f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB"
                 bar.write(line) if bar is not None else print(line, flush=True)
-            if done % cfg.save_every == 0 or done == cfg.iters:
+            if done % cfg.save_every == 0 or last:
                 save_state(done)
+        if last:
+            break
     if bar is not None:
         bar.close()
 
-    result: dict[str, Any] = {"out_dir": str(out), "steps": cfg.iters}
+    result: dict[str, Any] = {"out_dir": str(out), "steps": done}
     if rank == 0:
-        result.update(_write_outputs(model, out, {**meta, "step": cfg.iters}, history))
+        result.update(_write_outputs(model, out, {**meta, "step": done}, history))
     if world > 1:
         dist.barrier()
     return result

@@ -36,6 +36,7 @@ from qdr_core.data.imageio import read_rgb
 from qdr_core.errors import DataError
 
 MAX_SIDE = 768
+# The module samples' photos (``text/``, ``hfs/data/``, ...) sit beside it, under its parent.
 OPENCV_DATA = Path(os.environ.get("QDR_OPENCV_DATA", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_NATURE = Path("/usr/share/backgrounds/mate/nature")
 PLASMA = Path("/usr/share/wallpapers")

@@ -190,6 +190,21 @@ def test_train_all_has_70_distinct_scenes_when_twins_count_once() -> None:
     assert text.load(64).shape == (48, 64, 3)
 
 
+def test_train_all_takes_the_gimp_manuals_untouched_photos(monkeypatch, tmp_path) -> None:
+    train_all = _split_or_skip("train_all")
+    gimp = [p for p in train_all if p.source == "gimp"]
+    assert [p.path for p in gimp] == [sources.GIMP_HELP / n for n in sources._GIMP_HELP]
+    assert len({p.scene_id for p in train_all if p.source != "gimp"}) + len(gimp) == len(
+        {p.scene_id for p in train_all}
+    )  # each is a scene of its own, found nowhere else in train_all
+    assert gimp[0].load(64).shape == (43, 64, 3)  # spherize-ex-orig.jpg is 300x200
+    # Only train_all needs the manual: the shipped models' split loads without it.
+    monkeypatch.setattr(sources, "GIMP_HELP", tmp_path / "missing")
+    assert sources.photos("train")
+    with pytest.raises(DataError, match="gimp-help-en"):
+        sources.photos("train_all")
+
+
 def test_eval_and_other_stay_disjoint_from_every_training_list() -> None:
     held_out = _split_or_skip("eval") + _split_or_skip("other")
     training = _split_or_skip("train") + _split_or_skip("train_all")

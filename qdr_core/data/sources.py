@@ -10,8 +10,9 @@ never changes between machines:
   come at two scales (``@1536``: a finer, camera-closer view of the same photo). Sources:
   opencv-doc stills (``examples/data`` and the module samples' photos: scene text, hfs, alphamat,
   reg, dnn_superres) and ``tree.avi`` frames >= 2 s apart, the MATE and Plasma wallpapers,
-  matplotlib's, PyWavelets' and mahotas' sample photos: 97 photos of 77 distinct scenes
-  (``TWINS``: a second view of a scene counts once), 113 entries with the finer scales;
+  matplotlib's, PyWavelets' and mahotas' sample photos, the example photos of GIMP's English
+  manual (gimp-help-en): 111 photos of 91 distinct scenes (``TWINS``: a second view of a scene
+  counts once), 127 entries with the finer scales;
 * ``eval``: held-out photos from the same packages (the numbers in the README);
 * ``other``: photos from sources never used in training (scikit-image, frames of opencv-doc's
   ``vtest.avi`` pedestrian video): the generalisation check.
@@ -40,7 +41,8 @@ MAX_SIDE = 768
 OPENCV_DATA = Path(os.environ.get("QDR_OPENCV_DATA", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_NATURE = Path("/usr/share/backgrounds/mate/nature")
 PLASMA = Path("/usr/share/wallpapers")
-PACKAGES = ("opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers")
+GIMP_HELP = Path("/usr/share/gimp/2.0/help/en/images")
+PACKAGES = ("opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers", "gimp-help-en")
 #: pip wheels whose bundled sample photos ``train_all`` uses (requirements-dev.txt installs them).
 WHEELS = ("matplotlib", "PyWavelets", "mahotas")
 #: The finer scale of the large wallpapers in ``train_all``.
@@ -87,6 +89,18 @@ _PLASMA_EXTRA = ("summer_1am",)
 _MATPLOTLIB = ("grace_hopper.jpg",)
 _PYWT = ("ascent", "camera", "aero")
 _MAHOTAS = ("luispedro.jpg",)
+#: The untouched source photos of GIMP's manual (its filter and tutorial examples show them before
+#: the edit); the edited versions, screenshots, drawings and the equirectangular panorama are left
+#: out, and of the power-lines tutorial's two exposures only one is listed.
+_GIMP_HELP = (
+    "filters/examples/distort/spherize-ex-orig.jpg", "filters/examples/enhance/high-pass-origin.png",
+    "filters/examples/kvitveis-orig.png", "filters/examples/light-and-shadow/vignette-ex-orig.jpg",
+    "filters/examples/map/little_planet-origin.jpg", "filters/examples/taj_orig.png",
+    "tutorials/quickie-crop-example-source.jpg", "tutorials/quickie-flip-example-source.jpg",
+    "tutorials/quickie-remove-background-source.jpg", "tutorials/quickie-rotate-example-source.jpg",
+    "tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg", "tutorials/tone-mapping/power-lines.jpg",
+    "using/duck_orig.png", "using/keyfob_orig.png",
+)  # fmt: skip
 #: Second views of one scene (stereo pairs, a sequence's next frame, another viewpoint or light):
 #: ``photo_id -> the first view's photo_id``. They train, but count once as a distinct scene.
 TWINS = {
@@ -231,6 +245,7 @@ def _train_extra() -> list[Photo]:
     ]
     items += [Photo(f"pywt/{n}", _wheel_file("pywt", "data", f"{n}.npz"), pywt=n) for n in _PYWT]
     items += [Photo(f"mahotas/{n}", _wheel_file("mahotas", "demos", "data", n)) for n in _MAHOTAS]
+    items += [Photo(f"gimp/{n}", GIMP_HELP / n) for n in _GIMP_HELP]
     wallpapers = [MATE_NATURE / n for n in _MATE_TRAIN] + [
         _plasma(n) for n in (*_PLASMA_TRAIN, *_PLASMA_EXTRA)
     ]

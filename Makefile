@@ -52,11 +52,12 @@ format: venv
 test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile test
 
+# lynx: gimp-help-en depends on a www-browser, and without one named apt picks a heavy one (XEmacs).
 data:
 	@if command -v apt-get >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
-			opencv-doc mate-backgrounds plasma-workspace-wallpapers gimp-help-en; \
+			opencv-doc mate-backgrounds plasma-workspace-wallpapers gimp-help-en lynx; \
 	else echo "make data needs apt-get (Debian/Ubuntu): install opencv-doc, mate-backgrounds, plasma-workspace-wallpapers, gimp-help-en"; exit 1; fi
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m qdr_core.data.sources; fi
 

@@ -13,8 +13,8 @@ STAMP := $(VENV)/.qdr-installed
 help:
 	@echo "make demo   - set up .venv, then run the main job on the bundled model and demo data"
 	@echo "make test   - set up .venv, then lint (ruff, import contracts) and run the test suite"
-	@echo "make data   - install the training photo packages (Debian: opencv-doc, wallpapers; the"
-	@echo "              matplotlib, PyWavelets and mahotas sample photos come with the venv)"
+	@echo "make data   - install the training photo packages (Debian: opencv-doc, wallpapers,"
+	@echo "              gimp-help-en; matplotlib, PyWavelets and mahotas sample photos come with the venv)"
 	@echo "make models - retrain the shipped FP32 models (see models/*/MODEL_CARD.md)"
 	@echo "make bench  - run the quick benchmark suite"
 
@@ -52,12 +52,13 @@ format: venv
 test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile test
 
+# lynx: gimp-help-en depends on a www-browser, and without one named apt picks a heavy one (XEmacs).
 data:
 	@if command -v apt-get >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends \
-			opencv-doc mate-backgrounds plasma-workspace-wallpapers; \
-	else echo "make data needs apt-get (Debian/Ubuntu): install opencv-doc, mate-backgrounds, plasma-workspace-wallpapers"; exit 1; fi
+			opencv-doc mate-backgrounds plasma-workspace-wallpapers gimp-help-en lynx; \
+	else echo "make data needs apt-get (Debian/Ubuntu): install opencv-doc, mate-backgrounds, plasma-workspace-wallpapers, gimp-help-en"; exit 1; fi
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m qdr_core.data.sources; fi
 
 models: venv data

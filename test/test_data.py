@@ -173,6 +173,38 @@ def test_train_all_has_70_distinct_photos_from_5_sources() -> None:
     assert len(frames) >= 2 and min(np.diff(frames)) >= 2 * 15  # tree.avi runs at 15 fps: >= 2 s apart
 
 
+def test_train_all_has_70_distinct_scenes_when_twins_count_once() -> None:
+    train_all = _split_or_skip("train_all")
+    ids = {p.photo_id for p in train_all}
+    # Every twin and the view it twins are real train_all photos, and a twin's first view is no twin.
+    assert set(sources.TWINS) <= ids and set(sources.TWINS.values()) <= ids
+    assert not set(sources.TWINS.values()) & set(sources.TWINS)
+    scenes = {p.scene_id for p in train_all}
+    assert len(scenes) == len(ids) - len(sources.TWINS) >= 70
+    assert next(p for p in train_all if p.name == "opencv/right01.jpg").scene_id == "opencv/left01.jpg"
+    summary = "\n".join(sources.summary())
+    assert f"train_all: {len(scenes)} distinct scenes ({len(ids)} photos) from" in summary
+    # the module samples' photos beside examples/data are listed and load as RGB.
+    text = next(p for p in train_all if p.name == "opencv/text/scenetext01.jpg")
+    assert text.path.parent == sources.OPENCV_DATA.parent / "text"
+    assert text.load(64).shape == (48, 64, 3)
+
+
+def test_train_all_takes_the_gimp_manuals_untouched_photos(monkeypatch, tmp_path) -> None:
+    train_all = _split_or_skip("train_all")
+    gimp = [p for p in train_all if p.source == "gimp"]
+    assert [p.path for p in gimp] == [sources.GIMP_HELP / n for n in sources._GIMP_HELP]
+    assert len({p.scene_id for p in train_all if p.source != "gimp"}) + len(gimp) == len(
+        {p.scene_id for p in train_all}
+    )  # each is a scene of its own, found nowhere else in train_all
+    assert gimp[0].load(64).shape == (43, 64, 3)  # spherize-ex-orig.jpg is 300x200
+    # Only train_all needs the manual: the shipped models' split loads without it.
+    monkeypatch.setattr(sources, "GIMP_HELP", tmp_path / "missing")
+    assert sources.photos("train")
+    with pytest.raises(DataError, match="gimp-help-en"):
+        sources.photos("train_all")
+
+
 def test_eval_and_other_stay_disjoint_from_every_training_list() -> None:
     held_out = _split_or_skip("eval") + _split_or_skip("other")
     training = _split_or_skip("train") + _split_or_skip("train_all")

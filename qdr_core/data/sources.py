@@ -8,8 +8,11 @@ never changes between machines:
 * ``train_all``: ``train`` plus every other real photograph found in the reachable packages and
   wheels (grey ones too), for models that must generalise across conditions; the large wallpapers
   come at two scales (``@1536``: a finer, camera-closer view of the same photo). Sources:
-  opencv-doc stills and ``tree.avi`` frames >= 2 s apart, the MATE and Plasma wallpapers,
-  matplotlib's, PyWavelets' and mahotas' sample photos;
+  opencv-doc stills (``examples/data`` and the module samples' photos: scene text, hfs, alphamat,
+  reg, dnn_superres) and ``tree.avi`` frames >= 2 s apart, the MATE and Plasma wallpapers,
+  matplotlib's, PyWavelets' and mahotas' sample photos, the example photos of GIMP's English
+  manual (gimp-help-en): 111 photos of 91 distinct scenes (``TWINS``: a second view of a scene
+  counts once), 127 entries with the finer scales;
 * ``eval``: held-out photos from the same packages (the numbers in the README);
 * ``other``: photos from sources never used in training (scikit-image, frames of opencv-doc's
   ``vtest.avi`` pedestrian video): the generalisation check.
@@ -34,10 +37,12 @@ from qdr_core.data.imageio import read_rgb
 from qdr_core.errors import DataError
 
 MAX_SIDE = 768
+# The module samples' photos (``text/``, ``hfs/data/``, ...) sit beside it, under its parent.
 OPENCV_DATA = Path(os.environ.get("QDR_OPENCV_DATA", "/usr/share/doc/opencv-doc/examples/data"))
 MATE_NATURE = Path("/usr/share/backgrounds/mate/nature")
 PLASMA = Path("/usr/share/wallpapers")
-PACKAGES = ("opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers")
+GIMP_HELP = Path("/usr/share/gimp/2.0/help/en/images")
+PACKAGES = ("opencv-doc", "mate-backgrounds", "plasma-workspace-wallpapers", "gimp-help-en")
 #: pip wheels whose bundled sample photos ``train_all`` uses (requirements-dev.txt installs them).
 WHEELS = ("matplotlib", "PyWavelets", "mahotas")
 #: The finer scale of the large wallpapers in ``train_all``.
@@ -64,15 +69,50 @@ VTEST_FRAMES = (0, 150, 300, 450, 600, 750)
 # train_all's additions. Grey photographs (calibration shots, the basketball pair, PyWavelets') teach
 # structure and noise as well as colour ones; the right-hand calibration shots are the left ones'
 # stereo twins, kept on the same (training) side.
+_CALIBRATION_SHOTS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)  # opencv-doc's left/rightNN.jpg
 _OPENCV_EXTRA = (
     "chicky_512.png", "graf3.png", "sudoku.png", "basketball1.png", "basketball2.png", "blox.jpg",
-    "box.png", "box_in_scene.png",
-    *(f"{side}{i:02d}.jpg" for side in ("left", "right") for i in (1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14)),
+    "box.png", "box_in_scene.png", "pca_test1.jpg",
+    *(f"{side}{i:02d}.jpg" for side in ("left", "right") for i in _CALIBRATION_SHOTS),
 )  # fmt: skip
+#: Photos of opencv-doc's module samples (``examples/<module>/...``, beside ``examples/data``).
+_OPENCV_MODULES = (
+    "alphamat/input_images/plant.jpg", "dnn_superres/butterfly.png", "reg/home.png",
+    *(f"hfs/data/{i:03d}.jpg" for i in range(3)),
+)  # fmt: skip
+#: The scene-text sample photos (street signs, shop fronts): whole scenes, not the word crops.
+_OPENCV_SCENETEXT = (
+    *(f"text/scenetext{i:02d}.jpg" for i in range(1, 7)),
+    *(f"text/scenetext_segmented_word{i:02d}.jpg" for i in range(1, 6)),
+)
 _PLASMA_EXTRA = ("summer_1am",)
 _MATPLOTLIB = ("grace_hopper.jpg",)
 _PYWT = ("ascent", "camera", "aero")
 _MAHOTAS = ("luispedro.jpg",)
+#: The untouched source photos of GIMP's manual (its filter and tutorial examples show them before
+#: the edit); the edited versions, screenshots, drawings and the equirectangular panorama are left
+#: out, and of the power-lines tutorial's two exposures only one is listed.
+_GIMP_HELP = (
+    "filters/examples/distort/spherize-ex-orig.jpg", "filters/examples/enhance/high-pass-origin.png",
+    "filters/examples/kvitveis-orig.png", "filters/examples/light-and-shadow/vignette-ex-orig.jpg",
+    "filters/examples/map/little_planet-origin.jpg", "filters/examples/taj_orig.png",
+    "tutorials/quickie-crop-example-source.jpg", "tutorials/quickie-flip-example-source.jpg",
+    "tutorials/quickie-remove-background-source.jpg", "tutorials/quickie-rotate-example-source.jpg",
+    "tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg", "tutorials/tone-mapping/power-lines.jpg",
+    "using/duck_orig.png", "using/keyfob_orig.png",
+)  # fmt: skip
+#: Second views of one scene (stereo pairs, a sequence's next frame, another viewpoint or light):
+#: ``photo_id -> the first view's photo_id``. They train, but count once as a distinct scene.
+TWINS = {
+    "opencv/right.jpg": "opencv/left.jpg",
+    "opencv/aloeR.jpg": "opencv/aloeL.jpg",
+    "opencv/aero3.jpg": "opencv/aero1.jpg",
+    "opencv/leuvenB.jpg": "opencv/leuvenA.jpg",
+    "opencv/graf3.png": "opencv/graf1.png",
+    "opencv/rubberwhale2.png": "opencv/rubberwhale1.png",
+    "opencv/basketball2.png": "opencv/basketball1.png",
+    **{f"opencv/right{i:02d}.jpg": f"opencv/left{i:02d}.jpg" for i in _CALIBRATION_SHOTS},
+}
 #: tree.avi decodes 68 frames at 15 fps with OpenCV's reader: frames 2 s apart.
 TREE_FRAMES = (0, 30, 60)
 
@@ -97,6 +137,11 @@ class Photo:
     def photo_id(self) -> str:
         """The photograph, whatever the scale: ``plasma/Kite@1536`` and ``plasma/Kite`` are one."""
         return self.name.split("@", 1)[0]
+
+    @property
+    def scene_id(self) -> str:
+        """The scene, whatever the view: a stereo twin (``TWINS``) is its first view's scene."""
+        return TWINS.get(self.photo_id, self.photo_id)
 
     def load(self, max_side: int = MAX_SIDE) -> np.ndarray:
         max_side = self.side or max_side
@@ -192,6 +237,7 @@ def _is_large(path: Path) -> bool:
 
 def _train_extra() -> list[Photo]:
     items = [Photo(f"opencv/{n}", OPENCV_DATA / n) for n in _OPENCV_EXTRA]
+    items += [Photo(f"opencv/{n}", OPENCV_DATA.parent / n) for n in (*_OPENCV_MODULES, *_OPENCV_SCENETEXT)]
     items += [Photo(f"opencv/tree.avi#{i:03d}", OPENCV_DATA / "tree.avi", video_frame=i) for i in TREE_FRAMES]
     items += [Photo(f"plasma/{n}", _plasma(n)) for n in _PLASMA_EXTRA]
     items += [
@@ -199,6 +245,7 @@ def _train_extra() -> list[Photo]:
     ]
     items += [Photo(f"pywt/{n}", _wheel_file("pywt", "data", f"{n}.npz"), pywt=n) for n in _PYWT]
     items += [Photo(f"mahotas/{n}", _wheel_file("mahotas", "demos", "data", n)) for n in _MAHOTAS]
+    items += [Photo(f"gimp/{n}", GIMP_HELP / n) for n in _GIMP_HELP]
     wallpapers = [MATE_NATURE / n for n in _MATE_TRAIN] + [
         _plasma(n) for n in (*_PLASMA_TRAIN, *_PLASMA_EXTRA)
     ]
@@ -259,9 +306,10 @@ def summary() -> list[str]:
         except DataError as exc:
             lines.append(f"{split}: {exc}")
             continue
-        distinct = {p.photo_id for p in chosen}
+        n_photos, n_scenes = len({p.photo_id for p in chosen}), len({p.scene_id for p in chosen})
         lines.append(
-            f"{split}: {len(distinct)} photos from {len({p.source for p in chosen})} sources ({len(chosen)} entries)"
+            f"{split}: {n_scenes} distinct scenes ({n_photos} photos) from {len({p.source for p in chosen})} "
+            f"sources ({len(chosen)} entries)"
         )
     return lines
 

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cascade-conditions",
         default="mixtures",
+        metavar="ROWS",
         help="rows the cascades are scored on: mixtures (default; the rows of two or more effects) or all",
     )
     src = p.add_mutually_exclusive_group(required=True)

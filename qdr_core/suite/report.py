@@ -122,7 +122,8 @@ def figure(result: Mapping[str, Any], path: str | os.PathLike, title: str = "") 
                 gain[i, j] = p_out - p_in
                 text[i][j] = f"{p_out - p_in:+.1f}\n{p_out:.1f}"
     limit = max(1.0, float(np.nanmax(np.abs(gain))))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(models), 0.9 + 0.42 * len(rows)))
+    # At least 3.2 inches tall so the colour bar's label fits a few rows (a cascades-only run).
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(models), max(3.2, 0.9 + 0.42 * len(rows))))
     cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")  # grey: a cascade not scored on this row
     shown = np.ma.masked_invalid(np.clip(gain, -limit, limit))
     im = ax.imshow(shown, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")

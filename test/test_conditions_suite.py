@@ -263,3 +263,28 @@ def test_the_cli_scores_cascades_of_its_models(tmp_path, models, images, capsys)
     assert [m["name"] for m in data["models"]] == [dark, bright, f"{dark}>{bright}"]
     assert data["models"][2]["cascade"] == [dark, bright] and data["cascade_rows"] == "mixtures"
     assert [c["condition"] for c in data["cells"] if c["model"] == f"{dark}>{bright}"] == ["rain+night"]
+
+
+@pytest.mark.parametrize(
+    ("models_", "cascade", "pairs", "message"),
+    [
+        ([], [], False, "give at least one --model"),
+        (["a.onnx", "a.onnx"], [], False, "a model is given twice"),
+        (["a.onnx"], ["a.onnx,b.onnx,c.onnx"], False, "give two models, FIRST,SECOND"),
+        (["a.onnx"], ["a.onnx,"], False, "give two models, FIRST,SECOND"),
+    ],
+)
+def test_bad_cascade_arguments_are_config_errors(models_, cascade, pairs, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        model_columns(models_, cascade, pairs)
+
+
+def test_a_cascade_of_an_unknown_or_repeated_pair_is_a_config_error(models, images) -> None:
+    names, ims = images
+    rows = select_rows(["rain+night"])
+    with load_runtime(models["identity"]) as ident:
+        runtimes = {"identity": ident}
+        with pytest.raises(ConfigError, match="'darken' is not one of the suite's models"):
+            run_suite(runtimes, ims, names, rows, cascades=[Cascade("identity", "darken")])
+        with pytest.raises(ConfigError, match="a cascade is given twice"):
+            run_suite(runtimes, ims, names, rows, cascades=[Cascade("identity", "identity")] * 2)

@@ -162,31 +162,12 @@ def run_suite(
         })  # fmt: skip
         if progress is not None:
             progress(row.name)
-    cells = []
-    for (model, row_name), image_rows in per_cell.items():
-        means = {
-            k: _mean([r[k] for r in image_rows])
-            for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
-        }
-        cells.append({
-            "model": model, "condition": row_name, **means,
-            "psnr_gain": means["psnr_output"] - means["psnr_input"],
-            "ssim_gain": means["ssim_output"] - means["ssim_input"],
-            "harm": _harms(means["psnr_input"], means["psnr_output"]),
-            "images": image_rows,
-        })  # fmt: skip
     models = [
         {"name": m, "path": str(getattr(r, "model_path", "")), "backend": getattr(r, "name", "")}
         for m, r in runtimes.items()
     ]
-    models += [
-        {
-            "name": c.name,
-            "cascade": [c.first, c.second],
-            "rows": [r.name for r in rows if r.name in cascade_row_names],
-        }
-        for c in cascades
-    ]
+    cascade_scope = [r.name for r in rows if r.name in cascade_row_names]
+    models += [{"name": c.name, "cascade": [c.first, c.second], "rows": cascade_scope} for c in cascades]
     return {
         "suite": "conditions",
         "seed": seed,
@@ -194,8 +175,23 @@ def run_suite(
         "models": models,
         "cascade_rows": cascade_rows if cascades else None,
         "conditions": row_records,
-        "cells": cells,
+        "cells": [_cell(model, row_name, image_rows) for (model, row_name), image_rows in per_cell.items()],
     }
+
+
+def _cell(model: str, row_name: str, image_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One (model, row) cell: the means over its images, the gains, ``harm`` and the per-image rows."""
+    means = {
+        k: _mean([r[k] for r in image_rows])
+        for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
+    }
+    return {
+        "model": model, "condition": row_name, **means,
+        "psnr_gain": means["psnr_output"] - means["psnr_input"],
+        "ssim_gain": means["ssim_output"] - means["ssim_input"],
+        "harm": _harms(means["psnr_input"], means["psnr_output"]),
+        "images": image_rows,
+    }  # fmt: skip
 
 
 def _check_cascades(

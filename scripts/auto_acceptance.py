@@ -1,54 +1,96 @@
-"""The `auto` model's acceptance check (issue #13 part 4) from two condition-suite JSONs.
+"""The `auto` model's acceptance check (issue #13 part 4) from condition-suite JSONs.
 
     .venv/bin/python scripts/auto_acceptance.py benchmarks/results/conditions_eval_auto.json \
-        benchmarks/results/conditions_eval.json --out benchmarks/results/auto_acceptance_eval
+        benchmarks/results/conditions_eval.json \
+        --cascades benchmarks/results/conditions_eval_cascades.json \
+        --out benchmarks/results/auto_acceptance_eval
 
 Reads the auto model's INT8 (and, if present, FP32) cells and the specialists' cells (same suite,
 same seed and split, so the same degraded frames) and writes OUT.json and OUT.md: per condition the
 auto INT8 PSNR, the best specialist, the margin, the INT8 share of the FP32 gain, and each target
-met or not. Targets are the issue's; nothing here lowers them.
+met or not. On the mixture rows the target also names the best cascade of two specialists
+(``qdr suite conditions --cascades``): its cells are read from the specialists JSON or from
+``--cascades JSON``; without any, the table says "not run". Targets are the issue's; nothing here
+lowers them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 MIN_GAIN = 0.5
+MIXTURE_MARGIN = 1.0
 
 
-def _cells(path: str) -> tuple[dict, dict]:
-    data = json.loads(Path(path).read_text())
+def _db(psnr: float | None) -> float:
+    """The suite writes an infinite PSNR (an output identical to the clean frame) as null."""
+    return math.inf if psnr is None else psnr
+
+
+def _margin(auto: float | None, other: float | None) -> float | None:
+    """auto - other in dB; None when either is infinite."""
+    return None if auto is None or other is None else auto - other
+
+
+def _at_least(auto: float | None, other: float | None, by: float) -> bool:
+    return _db(auto) == math.inf or _db(auto) - _db(other) >= by
+
+
+def _cells(data: dict[str, Any], cascades: bool) -> dict[str, dict[str, dict]]:
+    """model -> condition -> cell, for the single models or for the cascades (``"cascade"`` in its entry)."""
+    chosen = {m["name"] for m in data["models"] if ("cascade" in m) == cascades}
     cells: dict[str, dict[str, dict]] = {}
     for cell in data["cells"]:
-        cells.setdefault(cell["model"], {})[cell["condition"]] = cell
-    return data, cells
+        if cell["model"] in chosen:
+            cells.setdefault(cell["model"], {})[cell["condition"]] = cell
+    return cells
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("auto_json", help="suite JSON with auto/int8_cpu (and auto/fp32)")
-    p.add_argument("specialists_json", help="suite JSON of the specialists (same split and seed)")
-    p.add_argument("--out", required=True, help="write OUT.json and OUT.md")
-    args = p.parse_args(argv)
-    auto_data, auto = _cells(args.auto_json)
-    spec_data, spec = _cells(args.specialists_json)
-    if auto_data["seed"] != spec_data["seed"] or auto_data["source"] != spec_data["source"]:
-        raise SystemExit("the two suites differ in seed or photos; compare like with like")
+def _best(cells: dict[str, dict[str, dict]], condition: str) -> tuple[str, dict] | None:
+    scored = [(m, c[condition]) for m, c in cells.items() if condition in c]
+    return max(scored, key=lambda mc: _db(mc[1]["psnr_output"])) if scored else None
+
+
+def _kind(name: str) -> str:
+    if name == "clean":
+        return "clean"
+    if name.startswith("bench:"):
+        return "bench"
+    return "mixture" if "+" in name else "single"
+
+
+def acceptance(
+    auto_data: dict[str, Any], spec_data: dict[str, Any], cascade_data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The acceptance rows from the auto suite, the specialists' suite and (optionally) a cascade suite."""
+    for other in (spec_data, cascade_data):
+        if other is not None and (auto_data["seed"], auto_data["source"]) != (other["seed"], other["source"]):
+            raise SystemExit("the suites differ in seed or photos; compare like with like")
+    auto = _cells(auto_data, cascades=False)
+    spec = _cells(spec_data, cascades=False)
+    cascades = _cells(spec_data, cascades=True)
+    if cascade_data is not None:
+        extra = _cells(cascade_data, cascades=True)
+        if not extra:
+            raise SystemExit("the cascades JSON holds no cascade cells (run qdr suite conditions --cascades)")
+        cascades.update(extra)
     int8 = next(k for k in auto if k.endswith("int8_cpu"))
     fp32 = next((k for k in auto if k.endswith("fp32")), None)
     rows = []
     for name, cell in auto[int8].items():
-        best_name, best = max(((m, c[name]) for m, c in spec.items()), key=lambda mc: mc[1]["psnr_output"])
+        best_name, best = _best(spec, name)
         row = {
             "condition": name,
             "input": cell["psnr_input"],
             "auto_int8": cell["psnr_output"],
             "best_specialist": best_name,
             "best_specialist_psnr": best["psnr_output"],
-            "margin": cell["psnr_output"] - best["psnr_output"],
+            "margin": _margin(cell["psnr_output"], best["psnr_output"]),
             "harm": cell["harm"],
         }
         if fp32 is not None and cell["psnr_input"] is not None:
@@ -59,48 +101,77 @@ def main(argv: list[str] | None = None) -> int:
             row["int8_gain_share"] = (cell["psnr_gain"] / gain_fp32) if gain_fp32 >= MIN_GAIN else None
         elif fp32 is not None:
             row["auto_fp32"] = auto[fp32][name]["psnr_output"]
-        kind = (
-            "clean" if name == "clean"
-            else "bench" if name.startswith("bench:")
-            else "mixture" if "+" in name
-            else "single"
-        )  # fmt: skip
-        row["kind"] = kind
+        kind = row["kind"] = _kind(name)
         if kind == "clean":
-            row["target"], row["met"] = "auto >= 36 dB", cell["psnr_output"] >= 36.0
+            row["target"], row["met"] = "auto >= 36 dB", _db(cell["psnr_output"]) >= 36.0
         elif kind == "mixture":
-            row["target"] = "auto >= best single specialist + 1 dB"
-            row["met"] = row["margin"] >= 1.0
+            cascade = _best(cascades, name)
+            row["best_cascade"] = cascade[0] if cascade else None
+            row["best_cascade_psnr"] = cascade[1]["psnr_output"] if cascade else None
+            row["cascade_margin"] = (
+                _margin(cell["psnr_output"], row["best_cascade_psnr"]) if cascade else None
+            )
+            row["met"] = _at_least(cell["psnr_output"], best["psnr_output"], MIXTURE_MARGIN)
+            if cascade:
+                row["target"] = "auto >= best single specialist + 1 dB and >= best cascade of two + 1 dB"
+                row["met"] = row["met"] and _at_least(
+                    cell["psnr_output"], row["best_cascade_psnr"], MIXTURE_MARGIN
+                )
+            else:
+                row["target"] = "auto >= best single specialist + 1 dB (cascades of two: not run)"
         else:
             row["target"] = "auto within 1.0 dB of the best specialist"
-            row["met"] = row["margin"] >= -1.0
+            row["met"] = _at_least(cell["psnr_output"], best["psnr_output"], -1.0)
         if name.endswith(":mild"):
             row["mild_no_harm"] = not cell["harm"]
         rows.append(row)
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(
-        json.dumps({"int8": int8, "fp32": fp32, "rows": rows}, indent=1) + "\n"
-    )
+    return {"int8": int8, "fp32": fp32, "cascades": sorted(cascades), "rows": rows}
+
+
+def _f(v: float | None, fmt: str = "{:.2f}", none: str = "—") -> str:
+    return none if v is None else fmt.format(v)
+
+
+def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| condition | input | auto INT8 | auto FP32 | INT8 share of FP32 gain | best specialist (INT8) | margin | target | met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| condition | input | auto INT8 | auto FP32 | INT8 share of FP32 gain | best specialist (INT8) | margin "
+        "| best cascade of two (INT8) | margin | target | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-
-    def f(v, fmt="{:.2f}"):
-        return "—" if v is None else fmt.format(v)
-
-    for r in rows:
+    for r in result["rows"]:
+        if r["kind"] != "mixture":
+            cascade = margin = "—"
+        elif r["best_cascade"] is None:
+            cascade, margin = "not run", "—"
+        else:
+            cascade = f"{r['best_cascade']} {_f(r['best_cascade_psnr'], none='∞')}"
+            margin = _f(r["cascade_margin"], "{:+.2f}")
         lines.append(
-            f"| {r['condition']} | {f(r['input'])} | {f(r['auto_int8'])}{' ▼' if r['harm'] else ''} | "
-            f"{f(r.get('auto_fp32'))} | {f(r.get('int8_gain_share'), '{:.0%}')} | "
-            f"{r['best_specialist']} {f(r['best_specialist_psnr'])} | {r['margin']:+.2f} | {r['target']} | "
-            f"{'yes' if r['met'] else '**no**'} |"
+            f"| {r['condition']} | {_f(r['input'])} | {_f(r['auto_int8'], none='∞')}{' ▼' if r['harm'] else ''} | "
+            f"{_f(r['auto_fp32'], none='∞') if 'auto_fp32' in r else '—'} | {_f(r.get('int8_gain_share'), '{:.0%}')} | "
+            f"{r['best_specialist']} {_f(r['best_specialist_psnr'], none='∞')} | {_f(r['margin'], '{:+.2f}')} | "
+            f"{cascade} | {margin} | "
+            f"{r['target']} | {'yes' if r['met'] else '**no**'} |"
         )
+    rows = result["rows"]
     met = sum(r["met"] for r in rows)
     lines.append("")
     lines.append(
         f"{met} of {len(rows)} rows meet their target. PSNR in dB, mean over the split's photos; ▼ = harm."
     )
+    mixtures = [r for r in rows if r["kind"] == "mixture"]
+    if not result["cascades"]:
+        lines.append("Cascades of two specialists: not run (`qdr suite conditions --cascades`).")
+    elif mixtures:
+        above = sum(
+            r["best_cascade"] is not None
+            and _at_least(r["auto_int8"], r["best_cascade_psnr"], MIXTURE_MARGIN)
+            for r in mixtures
+        )
+        lines.append(
+            f"Cascades of two specialists (A>B: A's output fed to B; {len(result['cascades'])} scored): auto is "
+            f">= {MIXTURE_MARGIN:.0f} dB above the best cascade on {above} of the {len(mixtures)} mixtures."
+        )
     shares = [r["int8_gain_share"] for r in rows if r.get("int8_gain_share") is not None]
     if shares:
         low = sum(v < 0.95 for v in shares)
@@ -108,8 +179,28 @@ def main(argv: list[str] | None = None) -> int:
             f"INT8 keeps >= 95 % of the FP32 gain on {len(shares) - low} of the {len(shares)} rows where FP32 "
             f"gains >= {MIN_GAIN} dB (lowest {min(shares):.0%})."
         )
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("auto_json", help="suite JSON with auto/int8_cpu (and auto/fp32)")
+    p.add_argument("specialists_json", help="suite JSON of the specialists (same split and seed)")
+    p.add_argument("--cascades", help="suite JSON with cascades of two specialists (same split and seed)")
+    p.add_argument("--out", required=True, help="write OUT.json and OUT.md")
+    args = p.parse_args(argv)
+
+    def read(path: str) -> dict[str, Any]:
+        return json.loads(Path(path).read_text())
+
+    result = acceptance(
+        read(args.auto_json), read(args.specialists_json), read(args.cascades) if args.cascades else None
+    )
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    text = markdown(result)
+    out.with_suffix(".md").write_text(text)
+    print(text, end="")
     return 0
 
 

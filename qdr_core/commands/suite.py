@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qdr_core.suite.conditions import Cascade
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +17,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("suite", choices=["conditions"], help="which suite (only `conditions` today)")
     p.add_argument(
-        "--model", action="append", required=True, help=".onnx or .pt model; repeat for several models"
+        "--model", action="append", default=[], help=".onnx or .pt model; repeat for several models"
+    )
+    p.add_argument(
+        "--cascades",
+        action="store_true",
+        help="also score every ordered pair of the --models as a cascade A>B (A's output fed to B)",
+    )
+    p.add_argument(
+        "--cascade",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="also score this cascade (model A's output fed to model B); repeatable; A and B are "
+        "scored alone too",
+    )
+    p.add_argument(
+        "--cascade-conditions",
+        default="mixtures",
+        metavar="ROWS",
+        help="rows the cascades are scored on: mixtures (default; the rows of two or more effects) or all",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--clean", help="folder of clean images")
@@ -43,16 +66,52 @@ def model_names(paths: list[str]) -> list[str]:
     return names
 
 
+def model_columns(
+    models: list[str], cascade_args: list[str], all_pairs: bool
+) -> tuple[list[str], list[str], list[Cascade]]:
+    """The model paths, their names and the cascades from ``--model``, ``--cascade A,B`` and ``--cascades``.
+
+    A path that appears only in a ``--cascade`` is scored alone too.
+    """
+    from qdr_core.errors import ConfigError
+    from qdr_core.suite.conditions import Cascade
+
+    if len(set(models)) < len(models):
+        raise ConfigError("a model is given twice")
+    pairs = []
+    for text in cascade_args:
+        parts = [part.strip() for part in text.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"--cascade {text!r}: give two models, FIRST,SECOND")
+        pairs.append(tuple(parts))
+    paths = list(models)
+    paths += [p for p in dict.fromkeys(p for pair in pairs for p in pair) if p not in paths]
+    if not paths:
+        raise ConfigError("give at least one --model (or a --cascade)")
+    names = model_names(paths)
+    name_of = dict(zip(paths, names))
+    cascades = [Cascade(name_of[a], name_of[b]) for a, b in pairs]
+    if all_pairs:
+        if len(models) < 2:
+            raise ConfigError("--cascades pairs the --models: give at least two")
+        given = set(cascades)
+        cascades += [
+            c
+            for a in models
+            for b in models
+            if a != b and (c := Cascade(name_of[a], name_of[b])) not in given
+        ]
+    return paths, names, cascades
+
+
 def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
-    from qdr_core.errors import ConfigError
     from qdr_core.runtime import load_runtime
     from qdr_core.suite.conditions import run_suite, select_rows
     from qdr_core.suite.report import markdown, write_all
 
-    if len(set(args.model)) < len(args.model):
-        raise ConfigError("a model is given twice")
+    paths, labels, cascades = model_columns(args.model, args.cascade, args.cascades)
     rows = select_rows([s.strip() for s in args.conditions.split(",")] if args.conditions else None)
     if args.clean:
         from qdr_core.data.datasets import load_folder_images
@@ -66,10 +125,17 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         runtimes = {
             name: stack.enter_context(load_runtime(path, backend=args.backend, num_threads=args.threads))
-            for name, path in zip(model_names(args.model), args.model)
+            for name, path in zip(labels, paths)
         }
         result = run_suite(
-            runtimes, images, names, rows, seed=args.seed, progress=lambda row: print(f"  {row}", flush=True)
+            runtimes,
+            images,
+            names,
+            rows,
+            seed=args.seed,
+            progress=lambda row: print(f"  {row}", flush=True),
+            cascades=cascades,
+            cascade_rows=args.cascade_conditions,
         )
     result["source"] = args.clean or f"split:{args.split}"
     written = write_all(result, args.json_out, title=f"condition suite, {result['source']}, seed {args.seed}")

@@ -7,6 +7,10 @@ the README's benchmark table.
 
 A cell *harms* when the model's mean output PSNR is below the input's: the model made frames worse.
 On ``clean`` the input PSNR is infinite, so any change counts; its output PSNR says how much.
+
+A *cascade* ``A>B`` (model A's output fed to model B) is scored as one more model column. It reuses
+A's output on each frame, so it costs one run of B; by default it is scored on the mixture rows only,
+the rows a chain of specialists is meant for.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from qdr_core.tasks import TASKS
 
 SINGLE_EFFECTS = ("night", "fog", "rain", "sensor")
 BENCHMARK_TASKS = TASKS
+#: Which rows cascades are scored on: the mixtures (rows of two or more effects) or every row.
+CASCADE_ROWS = ("mixtures", "all")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,23 @@ class Row:
             out = degrade(self.benchmark_task, image, eval_rng(seed, index), split="eval")
             return out, {"benchmark_task": self.benchmark_task}
         return synthesize(image, self.condition, condition_rng(seed, self.condition, index))
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """Two of the suite's models in a row: ``first``'s restored frame is ``second``'s input."""
+
+    first: str
+    second: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first}>{self.second}"
+
+
+def is_mixture(row: Row) -> bool:
+    """A realistic condition of two or more effects (``fog+rain``, ``night:0.9+fog:mild``)."""
+    return row.condition is not None and len(row.condition.effects) > 1
 
 
 def default_matrix() -> list[Row]:
@@ -95,8 +118,13 @@ def run_suite(
     rows: Sequence[Row] | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    cascades: Sequence[Cascade] = (),
+    cascade_rows: str = "mixtures",
 ) -> dict[str, Any]:
     """Score every runtime (``name -> object with .infer(image)``) on every row x image.
+
+    Each of ``cascades`` (pairs of names in ``runtimes``) is scored as one more model, on the mixture
+    rows or on every row (``cascade_rows``).
 
     Returns a JSON-ready dict: the rows (with each image's sampled parameters), the models, and per
     (model, row) the mean input / output PSNR and SSIM, the gains, ``harm`` and per-image rows.
@@ -107,6 +135,7 @@ def run_suite(
     if not images:
         raise ConfigError("the suite needs at least one image")
     rows = list(rows) if rows is not None else default_matrix()
+    cascade_row_names = _check_cascades(runtimes, rows, cascades, cascade_rows)
     per_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
     row_records = []
     for row in rows:
@@ -115,8 +144,12 @@ def run_suite(
             degraded, record = row.degrade(clean, seed, index)
             records.append({"name": name, **record})
             before = score(clean, degraded)
-            for model, runtime in runtimes.items():
-                after = score(clean, runtime.infer(degraded))
+            restored = {model: runtime.infer(degraded) for model, runtime in runtimes.items()}
+            if row.name in cascade_row_names:
+                for c in cascades:
+                    restored[c.name] = runtimes[c.second].infer(restored[c.first])
+            for model, output in restored.items():
+                after = score(clean, output)
                 per_cell.setdefault((model, row.name), []).append({
                     "name": name, "psnr_input": before.psnr, "psnr_output": after.psnr,
                     "ssim_input": before.ssim, "ssim_output": after.ssim,
@@ -129,30 +162,61 @@ def run_suite(
         })  # fmt: skip
         if progress is not None:
             progress(row.name)
-    cells = []
-    for (model, row_name), image_rows in per_cell.items():
-        means = {
-            k: _mean([r[k] for r in image_rows])
-            for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
-        }
-        cells.append({
-            "model": model, "condition": row_name, **means,
-            "psnr_gain": means["psnr_output"] - means["psnr_input"],
-            "ssim_gain": means["ssim_output"] - means["ssim_input"],
-            "harm": _harms(means["psnr_input"], means["psnr_output"]),
-            "images": image_rows,
-        })  # fmt: skip
+    models = [
+        {"name": m, "path": str(getattr(r, "model_path", "")), "backend": getattr(r, "name", "")}
+        for m, r in runtimes.items()
+    ]
+    cascade_scope = [r.name for r in rows if r.name in cascade_row_names]
+    models += [{"name": c.name, "cascade": [c.first, c.second], "rows": cascade_scope} for c in cascades]
     return {
         "suite": "conditions",
         "seed": seed,
         "images": list(names),
-        "models": [
-            {"name": m, "path": str(getattr(r, "model_path", "")), "backend": getattr(r, "name", "")}
-            for m, r in runtimes.items()
-        ],
+        "models": models,
+        "cascade_rows": cascade_rows if cascades else None,
         "conditions": row_records,
-        "cells": cells,
+        "cells": [_cell(model, row_name, image_rows) for (model, row_name), image_rows in per_cell.items()],
     }
+
+
+def _cell(model: str, row_name: str, image_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One (model, row) cell: the means over its images, the gains, ``harm`` and the per-image rows."""
+    means = {
+        k: _mean([r[k] for r in image_rows])
+        for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
+    }
+    return {
+        "model": model, "condition": row_name, **means,
+        "psnr_gain": means["psnr_output"] - means["psnr_input"],
+        "ssim_gain": means["ssim_output"] - means["ssim_input"],
+        "harm": _harms(means["psnr_input"], means["psnr_output"]),
+        "images": image_rows,
+    }  # fmt: skip
+
+
+def _check_cascades(
+    runtimes: Mapping[str, Any], rows: Sequence[Row], cascades: Sequence[Cascade], cascade_rows: str
+) -> set[str]:
+    """The names of the rows the cascades are scored on; a ConfigError for a cascade that cannot run."""
+    if cascade_rows not in CASCADE_ROWS:
+        raise ConfigError(f"unknown cascade rows {cascade_rows!r}; choose {' or '.join(CASCADE_ROWS)}")
+    names = [c.name for c in cascades]
+    if len(set(names)) < len(names):
+        raise ConfigError("a cascade is given twice")
+    for c in cascades:
+        for part in (c.first, c.second):
+            if part not in runtimes:
+                raise ConfigError(f"cascade {c.name}: {part!r} is not one of the suite's models")
+        if c.name in runtimes:
+            raise ConfigError(f"cascade {c.name} has the name of a model")
+    if not cascades:
+        return set()
+    chosen = {r.name for r in rows if cascade_rows == "all" or is_mixture(r)}
+    if not chosen:
+        raise ConfigError(
+            "the cascades run on mixture rows and none is chosen; add one or score them on all rows"
+        )
+    return chosen
 
 
 def cell(result: Mapping[str, Any], model: str, condition: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The condition suite's outputs: JSON, a markdown table and a figure (conditions x models).
 
 Infinite PSNR (identical frames) is written as ``null`` in JSON (which has no infinity) and read
-back as infinity; it shows as "∞" in the table.
+back as infinity; it shows as "∞" in the table. A cascade scored on some rows only has no cell on
+the others: "—" in the table, grey in the figure.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def _fmt_db(value: float) -> str:
     return "∞" if math.isinf(value) else f"{value:.1f}"
 
 
+def _row_input(
+    row: str, models: list[str], cells: Mapping[tuple[str, str], Mapping[str, Any]]
+) -> Mapping[str, Any]:
+    """Any cell of ``row``: every model sees the same degraded frames, so any one gives the input."""
+    return next(cells[(row, m)] for m in models if (row, m) in cells)
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     """A GitHub table: per condition the input PSNR / SSIM, then each model's output and gain.
 
@@ -62,9 +70,12 @@ def markdown(result: Mapping[str, Any]) -> str:
     head = ["condition", "input PSNR / SSIM", *[f"{m} PSNR (gain) / SSIM" for m in models]]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for row in rows:
-        first = cells[(row, models[0])]
+        first = _row_input(row, models, cells)
         out = [row, f"{_fmt_db(_db(first['psnr_input']))} / {first['ssim_input']:.3f}"]
         for m in models:
+            if (row, m) not in cells:
+                out.append("—")
+                continue
             c = cells[(row, m)]
             p_in, p_out = _db(c["psnr_input"]), _db(c["psnr_output"])
             gain = "" if math.isinf(p_in) else f" ({p_out - p_in:+.1f})"
@@ -77,6 +88,13 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"Mean over {n} images, seed {seed}. PSNR in dB; ▼ = harm (mean output PSNR below the input's; "
         "on clean frames any change)."
     )
+    if result.get("cascade_rows"):
+        scope = (
+            "on the mixture rows only (— = not scored)"
+            if result["cascade_rows"] == "mixtures"
+            else "on every row"
+        )
+        lines.append(f"A>B is a cascade, model A's output fed to model B, scored {scope}.")
     return "\n".join(lines) + "\n"
 
 
@@ -89,10 +107,12 @@ def figure(result: Mapping[str, Any], path: str | os.PathLike, title: str = "") 
     import numpy as np
 
     rows, models, cells = _grid(result)
-    gain = np.zeros((len(rows), len(models)))
+    gain = np.full((len(rows), len(models)), np.nan)
     text = [["" for _ in models] for _ in rows]
     for i, row in enumerate(rows):
         for j, m in enumerate(models):
+            if (row, m) not in cells:
+                continue
             c = cells[(row, m)]
             p_in, p_out = _db(c["psnr_input"]), _db(c["psnr_output"])
             if math.isinf(p_in):
@@ -101,13 +121,16 @@ def figure(result: Mapping[str, Any], path: str | os.PathLike, title: str = "") 
             else:
                 gain[i, j] = p_out - p_in
                 text[i][j] = f"{p_out - p_in:+.1f}\n{p_out:.1f}"
-    limit = max(1.0, float(np.abs(gain).max()))
-    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(models), 0.9 + 0.42 * len(rows)))
-    im = ax.imshow(np.clip(gain, -limit, limit), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    limit = max(1.0, float(np.nanmax(np.abs(gain))))
+    # At least 3.2 inches tall so the colour bar's label fits a few rows (a cascades-only run).
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(models), max(3.2, 0.9 + 0.42 * len(rows))))
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="0.85")  # grey: a cascade not scored on this row
+    shown = np.ma.masked_invalid(np.clip(gain, -limit, limit))
+    im = ax.imshow(shown, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
     for i in range(len(rows)):
         for j in range(len(models)):
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=7)
-    inputs = [_fmt_db(_db(cells[(r, models[0])]["psnr_input"])) for r in rows]
+    inputs = [_fmt_db(_db(_row_input(r, models, cells)["psnr_input"])) for r in rows]
     ax.set_yticks(range(len(rows)), [f"{r}  [{p}]" for r, p in zip(rows, inputs)], fontsize=7)
     ax.set_xticks(range(len(models)), models, fontsize=7, rotation=20, ha="right")
     fig.colorbar(im, ax=ax, label="PSNR gain, dB (clean: output - 40 dB)")

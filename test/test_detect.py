@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,24 @@ def test_detect_eval_cli(tmp_path, capsys) -> None:
     assert result["n_frames"] == 2 and result["degraded"]["n_reference"] >= 4
     # An identity "restoration" returns the degraded frame: same detections, same AP.
     assert result["restored"]["ap50"] == pytest.approx(result["degraded"]["ap50"], abs=1e-6)
+
+
+def test_detect_eval_cli_on_a_realistic_condition(tmp_path, capsys) -> None:
+    """``--condition`` degrades with the condition suite's rows: a clean row leaves the frames alone
+    (AP 1 against the clean reference), a fog row lowers the input PSNR."""
+    _ssdlite()
+    model = write_random_model(tmp_path / "m", preset="efm-t", head_std=0.0).onnx  # identity model
+    results = {}
+    for condition in ("clean", "fog:strong"):
+        out = tmp_path / f"{condition}.json"
+        code = main(["detect-eval", "--condition", condition, "--model", str(model), "--images", str(DEMO),
+                     "--json", str(out), "--max-frames", "2"])  # fmt: skip
+        assert code == 0, capsys.readouterr().err
+        results[condition] = json.loads(out.read_text())
+    clean, fog = results["clean"], results["fog:strong"]
+    assert clean["condition"] == "clean" and fog["condition"] == "fog:strong" and fog["task"] is None
+    assert math.isinf(clean["psnr_input"]) and clean["degraded"]["ap50"] == pytest.approx(1.0)
+    assert fog["psnr_input"] < 20
+    assert main(["detect-eval", "--condition", "smog", "--model", str(model), "--images", str(DEMO),
+                 "--json", str(tmp_path / "x.json")]) == 2  # fmt: skip
+    assert "unknown effect 'smog'" in capsys.readouterr().err

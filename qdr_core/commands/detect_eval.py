@@ -12,7 +12,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "detect-eval", help="person detection AP on degraded vs restored frames", description=__doc__
     )
-    p.add_argument("--task", required=True, choices=TASKS)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--task", choices=TASKS, help="today's benchmark degradation of this task")
+    what.add_argument(
+        "--condition",
+        help="a realistic condition or row of the condition suite instead (night:medium, rain+night, clean)",
+    )
     p.add_argument("--model", required=True, help=".onnx (FP32 or INT8) or .pt checkpoint")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", help="clean video with people (e.g. opencv-doc's vtest.avi)")
@@ -33,11 +38,17 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from qdr_core.bag.make import frames_from_images, frames_from_video, quantize
-    from qdr_core.data.degrade import degrade, eval_rng
     from qdr_core.detect import REFERENCE_SCORE, build_detector, detection_ap
     from qdr_core.errors import DataError
     from qdr_core.metrics import mean_scores, score_restoration
     from qdr_core.runtime import load_runtime
+    from qdr_core.suite.conditions import Row, select_rows
+
+    row = (
+        select_rows([args.condition])[0]
+        if args.condition
+        else Row(f"bench:{args.task}", benchmark_task=args.task)
+    )
 
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")
@@ -52,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with load_runtime(args.model, backend=args.backend, num_threads=args.threads) as runtime:
         for i, (name, image) in enumerate(frames):
-            # Same frames as `qdr bag make`: 8-bit clean frame, degradation from (seed, i), 8-bit degraded.
+            # Same frames as `qdr bag make` / the suite: 8-bit clean frame, degradation from (seed, i).
             clean = quantize(image)
-            degraded = quantize(degrade(args.task, clean, eval_rng(args.seed, i), split="eval"))
+            degraded = quantize(row.degrade(clean, args.seed, i)[0])
             restored = runtime.infer(degraded)
             for key, frame in (("clean", clean), ("degraded", degraded), ("restored", restored)):
                 dets[key].append(detector.detect(frame))
@@ -63,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         backend = runtime.name
     result = {
         "task": args.task,
+        "condition": row.name,
         "detector": detector.name,
         "reference": f"{detector.name} detections on the clean frames with score >= {REFERENCE_SCORE}",
         "model": str(args.model),
@@ -81,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if ap_in is not None and ap_out is not None:
         result["ap50_gain"] = ap_out - ap_in
     print(
-        f"{args.task}: {len(rows)} frames, {result['degraded']['n_reference']} reference persons; "
+        f"{row.name}: {len(rows)} frames, {result['degraded']['n_reference']} reference persons; "
         f"{detector.name} AP50 {_f(ap_in)} -> {_f(ap_out)}, recall {_f(result['degraded']['recall50'])} -> "
         f"{_f(result['restored']['recall50'])}; PSNR {result['psnr_input']:.2f} -> {result['psnr_output']:.2f} dB"
     )

@@ -258,10 +258,8 @@ def _calibrated_student(cfg: QATConfig, student_fp32: EFM, data_of) -> EFM:
 def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray] | None):
     """``seed -> training data``: stills (``SyntheticPairs``) or, for a streaming student, clips
     (``ClipPairs``; the training videos too unless ``train_images`` are given)."""
-    if train_images is None:
-        split = "train" if streaming else training_split(cfg.task, cfg.data)
-        train_images = [p.load() for p in photos(split)]
-    images = train_images
+    split = "train" if streaming else training_split(cfg.task, cfg.data)
+    images = train_images if train_images is not None else [p.load() for p in photos(split)]
     if not streaming:
         return lambda seed: synthetic_pairs(cfg.task, images, cfg.patch, seed, cfg.data)
     from qdr_core.data.clips import ClipPairs, training_videos

@@ -1,0 +1,89 @@
+"""Realistic specialists (``data: realistic``): ``SpecialistPairs`` mixes the task's benchmark
+degradation, its realistic condition and clean frames in the stated shares, reproducibly;
+``synthetic_pairs`` and ``training_split`` pick it and its photos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qdr_core.data.datasets import ConditionPairs, SpecialistPairs, SyntheticPairs
+from qdr_core.data.degrade.pipeline import EFFECTS
+from qdr_core.errors import ConfigError, DataError
+from qdr_core.tasks import AUTO_TASK, REALISTIC_EFFECT, TASKS
+from qdr_core.train.trainer import synthetic_pairs, training_split
+
+
+def _images(n: int = 2, size: int = 32) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.random((size, size, 3), dtype=np.float32) for _ in range(n)]
+
+
+def test_every_task_has_a_realistic_condition() -> None:
+    assert set(REALISTIC_EFFECT) == set(TASKS)
+    assert set(REALISTIC_EFFECT.values()) <= set(EFFECTS)
+
+
+def test_samples_depend_only_on_seed_and_index() -> None:
+    a, b = (SpecialistPairs("noise", "sensor", _images(), patch=16, seed=5) for _ in range(2))
+    for i in (0, 7, 31):
+        assert all(np.array_equal(x, y) for x, y in zip(a.sample(i), b.sample(i)))
+    other = SpecialistPairs("noise", "sensor", _images(), patch=16, seed=6)
+    assert any(not np.array_equal(a.sample(i)[0], other.sample(i)[0]) for i in range(4))
+    degraded, clean = a.batch(2, 3)
+    assert degraded.shape == clean.shape == (3, 3, 16, 16)
+    assert np.array_equal(degraded[1], a.sample(7)[0].transpose(2, 0, 1))
+
+
+def test_shares_of_benchmark_realistic_and_clean_samples() -> None:
+    n, benchmark, clean = 240, 0.3, 0.2
+    pairs = SpecialistPairs("noise", "sensor", _images(), patch=16, seed=3, benchmark=benchmark, clean=clean)
+    kinds = []
+    for i in range(n):
+        degraded, target = pairs.sample(i)
+        if np.array_equal(degraded, target):
+            kinds.append("clean")  # a clean frame is an identity pair
+        elif np.array_equal(degraded, pairs.bench.sample(i)[0]):
+            kinds.append("benchmark")
+        else:
+            kinds.append("realistic")
+            if len(kinds) < 40:  # a few: the realistic samples are the task's condition alone
+                stages = pairs.real.sample_with_record(i)[2]["stages"]
+                assert [s["effect"] for s in stages if not s["implied"]] == ["sensor"]
+    shares = {k: kinds.count(k) / n for k in ("benchmark", "realistic", "clean")}
+    assert shares["benchmark"] == pytest.approx(benchmark, abs=0.05)
+    assert shares["clean"] == pytest.approx(clean, abs=0.05)
+    assert shares["realistic"] == pytest.approx(1 - benchmark - clean, abs=0.05)
+
+
+@pytest.mark.parametrize("benchmark, clean", [(1.0, 0.0), (-0.1, 0.2), (0.3, 0.8), (0.3, -0.1)])
+def test_bad_shares_are_data_errors(benchmark, clean) -> None:
+    with pytest.raises(DataError, match="need 0 <= benchmark < 1"):
+        SpecialistPairs("rain", "rain", _images(), benchmark=benchmark, clean=clean)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_synthetic_pairs_picks_the_data_kind(task) -> None:
+    images = _images()
+    assert type(synthetic_pairs(task, images, 16, 0)) is SyntheticPairs
+    realistic = synthetic_pairs(task, images, 16, 0, "realistic")
+    assert isinstance(realistic, SpecialistPairs)
+    assert realistic.real.mix.effects == (REALISTIC_EFFECT[task],) and realistic.bench.task == task
+
+
+def test_auto_and_unknown_data_kinds() -> None:
+    assert isinstance(synthetic_pairs(AUTO_TASK, _images(), 16, 0, "realistic"), ConditionPairs)
+    with pytest.raises(ConfigError, match="unknown data 'photos'; choose benchmark, realistic"):
+        synthetic_pairs("noise", _images(), 16, 0, "photos")
+
+
+@pytest.mark.parametrize(
+    "task, data, split",
+    [
+        ("noise", "benchmark", "train"),
+        ("haze", "realistic", "train_all"),
+        (AUTO_TASK, "benchmark", "train_all"),
+    ],
+)
+def test_training_split(task, data, split) -> None:
+    assert training_split(task, data) == split

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from qdr_core.data.sources import MAX_SIDE, photos
 from qdr_core.errors import ConfigError, ModelFileError
 from qdr_core.metrics import Scores, mean_scores, score, score_restoration
 from qdr_core.tasks import AUTO_TASK, check_task
+
+if TYPE_CHECKING:
+    from qdr_core.train.qat import QATConfig
 
 EVAL_SEED = 0  # the seed `qdr eval` uses by default: the same degraded eval set
 #: The group of the frames no condition touched: an ``auto`` model must leave them as they are.
@@ -240,8 +243,8 @@ REUSE_FREE_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def check_reuse(path: str | Path, qcfg: Any, preset: str) -> dict[str, Any]:
-    """The meta of QAT checkpoint ``path`` if it was made by ``qcfg`` (a ``QATConfig``) up to
+def check_reuse(path: str | Path, qcfg: QATConfig, preset: str) -> dict[str, Any]:
+    """The meta of QAT checkpoint ``path`` if it was made by ``qcfg`` up to
     ``REUSE_FREE_FIELDS``, from a student of ``preset``; else a one-line ConfigError naming each
     difference, so that one table never mixes schedules."""
     from qdr_core.models.checkpoint import read_checkpoint
@@ -275,7 +278,7 @@ def check_reuse(path: str | Path, qcfg: Any, preset: str) -> dict[str, Any]:
 
 
 def _variant_model(
-    cfg: AblationConfig, qcfg: Any, preset: str, train_images: Callable[[], list], progress: bool
+    cfg: AblationConfig, qcfg: QATConfig, preset: str, train_images: Callable[[], list], progress: bool
 ) -> tuple[torch.nn.Module, list, dict[str, Any]]:
     """A variant's QAT model, its training history and how it came: trained now, or (``cfg.reuse``)
     its existing checkpoint, checked by ``check_reuse``."""
@@ -297,7 +300,7 @@ def _variant_model(
     return result["model"], result["history"], {"reused": False, "train_seconds": round(time.time() - t0, 1)}
 
 
-def variant_qat_config(cfg: AblationConfig, variant: Variant, teacher: str | None = None) -> Any:
+def variant_qat_config(cfg: AblationConfig, variant: Variant, teacher: str | None = None) -> QATConfig:
     """The ``QATConfig`` that trains ``variant`` into ``<out_dir>/<variant>/qat.pt``: the ablation's
     schedule, distilled from ``teacher`` (default ``cfg.teacher``), the student starting from ``cfg.teacher``."""
     from qdr_core.train.qat import QATConfig
@@ -390,8 +393,8 @@ def markdown_table(cfg: AblationConfig, rows: list[dict[str, Any]]) -> str:
         groups = [g for g in rows[0]["cpu"]["by_condition"] if g != CLEAN]
         scored = (
             f"{rows[0]['cpu']['n_images']} frames: the held-out photos of split `eval` under each of "
-            f"{', '.join(f'`{g}`' for g in groups)} (seed {EVAL_SEED}), and clean"
-            + ("" if CLEAN in rows[0]["cpu"]["by_condition"] else " (none)")
+            f"{', '.join(f'`{g}`' for g in groups)} (seed {EVAL_SEED})"
+            + (", and clean" if CLEAN in rows[0]["cpu"]["by_condition"] else "")
             + ". PSNR (dB) / SSIM are means over the degraded frames; *clean PSNR*: output vs the untouched frame."
         )
     else:

@@ -58,9 +58,16 @@ def score(reference: np.ndarray, image: np.ndarray) -> Scores:
     return Scores(psnr=psnr(reference, image), ssim=ssim(reference, image))
 
 
-def score_restoration(clean: np.ndarray, degraded: np.ndarray, restored: np.ndarray) -> dict[str, float]:
-    """The ``SCORE_KEYS`` of one frame: the degraded input and the restored output against ``clean``."""
-    before, after = score(clean, degraded), score(clean, restored)
+def score_restoration(
+    clean: np.ndarray, degraded: np.ndarray, restored: np.ndarray, before: Scores | None = None
+) -> dict[str, float]:
+    """The ``SCORE_KEYS`` of one frame: the degraded input and the restored output against ``clean``.
+
+    ``before``: the input's scores when already known (``score(clean, degraded)``), so that scoring
+    many models on one set measures each input once.
+    """
+    before = before if before is not None else score(clean, degraded)
+    after = score(clean, restored)
     return {
         "psnr_input": before.psnr,
         "psnr_output": after.psnr,

@@ -48,6 +48,9 @@ def test_score_restoration_and_means() -> None:
     other = score_restoration(clean, restored, clean * 0.9)
     means = mean_scores([{**row, "name": "a"}, other])
     assert means == {k: pytest.approx((row[k] + other[k]) / 2) for k in SCORE_KEYS}
+    # Input scores measured once and passed in are used as given (the ablation scores many models).
+    assert score_restoration(clean, degraded, restored, score(clean, degraded)) == row
+    assert score_restoration(clean, degraded, restored, Scores(1.0, 0.5))["psnr_input"] == 1.0
 
 
 def test_one_task_list() -> None:

@@ -1,5 +1,7 @@
 """``qdr ablate``: the QDR ablation table for one task (FP32, PTQ, QAT, output / decoder KD, DFD,
-DFD + LMR, larger teacher), each INT8 variant scored through onnxruntime; writes markdown + JSON."""
+DFD + LMR, larger teacher), each INT8 variant scored through onnxruntime; writes markdown + JSON.
+``--task auto`` scores the all-conditions model on realistic conditions and clean frames;
+``--reuse`` scores variants already trained (e.g. on a GPU) instead of training them again."""
 
 from __future__ import annotations
 
@@ -7,13 +9,21 @@ import argparse
 
 from qdr_core.ablate import AblationConfig
 from qdr_core.config import add_dataclass_arguments, dataclass_overrides
-from qdr_core.tasks import TASKS
+from qdr_core.tasks import MODEL_TASKS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ablate", help="run the QDR ablation table for a task", description=__doc__)
-    p.add_argument("--task", required=True, choices=TASKS)
-    add_dataclass_arguments(p, AblationConfig, skip={"task"})
+    p.add_argument("--task", required=True, choices=MODEL_TASKS)
+    add_dataclass_arguments(p, AblationConfig, skip={"task", "reuse", "fake_quant"})
+    p.add_argument(
+        "--reuse", action="store_true", default=None,
+        help="score an existing <out-dir>/<variant>/qat.pt made with this schedule instead of training it",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-fake-quant", dest="fake_quant", action="store_false", default=None,
+        help="skip scoring the fake-quant models through torch (the slowest column on a CPU)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 

@@ -1,0 +1,104 @@
+"""scripts/stream_acceptance.py (issue #14's criteria from `qdr eval --compare` results) and
+scripts/bench_stream.py (the compute ratio of a streaming model file against its single-frame one)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from qdr_core.export.random_model import write_random_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+acc = _script("stream_acceptance")
+bench = _script("bench_stream")
+
+
+def _compared(psnr: float, warp_pct: float = 0.0, flicker: float = 0.1) -> dict:
+    """The `delta` part of a `qdr eval --compare` JSON (the part the criteria read)."""
+    return {
+        "delta": {
+            "psnr_delta": psnr,
+            "warp_error_change_pct": warp_pct,
+            "flicker_stream": flicker,
+            "flicker_single": 0.2,
+        }
+    }
+
+
+def _by_name(rows: list[dict]) -> dict[str, dict]:
+    return {r["criterion"]: r for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("psnr", "warp", "flicker", "passed"),
+    [
+        (1.2, -35.0, 0.3, {"psnr_delta_db": True, "warp_error_change_pct": True, "flicker_stream": True}),
+        (
+            0.99,
+            -29.9,
+            0.51,
+            {"psnr_delta_db": False, "warp_error_change_pct": False, "flicker_stream": False},
+        ),
+        (-0.5, 10.0, 2.8, {"psnr_delta_db": False, "warp_error_change_pct": False, "flicker_stream": False}),
+    ],
+)
+def test_gain_tasks_need_one_db_thirty_percent_steadier_and_little_flicker(psnr, warp, flicker, passed):
+    rows = _by_name(acc.criteria("noise", _compared(psnr, warp, flicker), _compared(0.1)))
+    assert {name: rows[name]["passed"] for name in passed} == passed
+    assert rows["psnr_delta_db"]["value"] == psnr
+    assert rows["fast_pan_psnr_delta_db"]["passed"]
+
+
+def test_other_tasks_and_fast_pans_must_be_no_worse():
+    rows = _by_name(acc.criteria("rain", _compared(0.0), _compared(-0.01)))
+    assert set(rows) == {"psnr_delta_db", "fast_pan_psnr_delta_db"}
+    assert rows["psnr_delta_db"]["passed"] and not rows["fast_pan_psnr_delta_db"]["passed"]
+    assert "fast_pan_psnr_delta_db" not in _by_name(acc.criteria("rain", _compared(0.0), None))
+
+
+def test_main_writes_every_task_found_and_fails_on_an_empty_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["stream_acceptance.py", "--results", str(tmp_path)])
+    assert acc.main() == 1
+    (tmp_path / "stream_noise_clips.json").write_text(json.dumps(_compared(0.02, -1.0, 0.02)))
+    (tmp_path / "stream_noise_pans.json").write_text(json.dumps(_compared(-0.1)))
+    (tmp_path / "stream_lowlight_clips.json").write_text(json.dumps(_compared(-1.0, 20.0, 2.8)))
+    assert acc.main() == 0
+    report = json.loads((tmp_path / "stream_acceptance.json").read_text())
+    assert sorted(report) == ["lowlight", "noise"]
+    assert [r["passed"] for r in report["noise"]] == [False, False, True, False]
+    assert len(report["lowlight"]) == 3  # no pans file: no ghosting row
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_bench_stream_times_a_streaming_file_against_its_single_frame_one(tmp_path):
+    single = write_random_model(tmp_path / "single", preset="efm-t").onnx
+    stream = write_random_model(tmp_path / "stream", preset="efm-t-stream").onnx
+    out = tmp_path / "compute.json"
+    argv = ["--no-presets", "--repeats", "2", "--width", "64", "--height", "48", "--output", str(out)]
+    assert bench.main([*argv, "--pair", str(single), str(stream)]) == 0
+    (pair,) = json.loads(out.read_text())["pairs"]
+    # the fusion module only adds convs: more MACs, and both models timed on the same frames
+    assert 1.0 < pair["macs_ratio"] < 2.0
+    assert pair["single_median_ms"] > 0 and pair["stream_median_ms"] > 0
+    assert pair["time_ratio"] == pytest.approx(pair["stream_median_ms"] / pair["single_median_ms"])
+
+
+def test_bench_stream_refuses_a_single_frame_file_as_the_stream(tmp_path):
+    from qdr_core.errors import ConfigError
+
+    single = write_random_model(tmp_path / "single", preset="efm-t").onnx
+    with pytest.raises(ConfigError, match="not a streaming model"):
+        bench.main(["--no-presets", "--repeats", "1", "--width", "32", "--height", "32",
+                    "--output", str(tmp_path / "c.json"), "--pair", str(single), str(single)])  # fmt: skip

@@ -19,8 +19,6 @@ from pathlib import Path
 from qdr_core.bench.scaling import preset_scaling, stream_pair_timing
 
 REPO = Path(__file__).resolve().parents[1]
-#: The issue #14 compute target: streaming at most this many times the single-frame model.
-MAX_COMPUTE_RATIO = 1.25
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {
         "command": "python scripts/bench_stream.py "
         + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
-        "max_compute_ratio": MAX_COMPUTE_RATIO,
         "loadavg_before": os.getloadavg(),
     }
     if not args.no_presets:

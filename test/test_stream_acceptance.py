@@ -25,15 +25,21 @@ acc = _script("stream_acceptance")
 bench = _script("bench_stream")
 
 
+def _clips(*psnr_by_clip: list[float]) -> dict:
+    return {"clips": [{"frames": [{"psnr_output": v} for v in clip]} for clip in psnr_by_clip]}
+
+
 def _compared(psnr: float, warp_pct: float = 0.0, flicker: float = 0.1) -> dict:
-    """The `delta` part of a `qdr eval --compare` JSON (the part the criteria read)."""
+    """A `qdr eval --compare` JSON: two clips of three frames each model, and the deltas."""
     return {
+        "model": _clips([20.0, 21.0, 22.0], [30.0, 30.0, 31.0]),
+        "compare": _clips([20.0, 20.0, 20.0], [30.0, 31.0, 30.0]),
         "delta": {
             "psnr_delta": psnr,
             "warp_error_change_pct": warp_pct,
             "flicker_stream": flicker,
             "flicker_single": 0.2,
-        }
+        },
     }
 
 
@@ -77,9 +83,26 @@ def test_main_writes_every_task_found_and_fails_on_an_empty_folder(tmp_path, mon
     assert acc.main() == 0
     report = json.loads((tmp_path / "stream_acceptance.json").read_text())
     assert sorted(report) == ["lowlight", "noise"]
-    assert [r["passed"] for r in report["noise"]] == [False, False, True, False]
-    assert len(report["lowlight"]) == 3  # no pans file: no ghosting row
+    assert [r["passed"] for r in report["noise"]["criteria"]] == [False, False, True, False]
+    assert len(report["lowlight"]["criteria"]) == 3  # no pans file: no ghosting row
+    # frame index t: mean over the two clips of stream - single
+    assert report["noise"]["psnr_delta_by_frame"]["clips"] == pytest.approx([0.0, 0.0, 1.5])
+    assert sorted(report["lowlight"]["psnr_delta_by_frame"]) == ["clips"]
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_the_compute_row_reads_the_timed_pair_of_the_task(tmp_path, monkeypatch):
+    (tmp_path / "stream_noise_clips.json").write_text(json.dumps(_compared(1.5, -40.0, 0.1)))
+    pairs = [
+        {"single": "models/lowlight/int8_cpu.onnx", "stream": "a.onnx", "time_ratio": 1.1},
+        {"single": "models/noise/int8_cpu.onnx", "stream": "b.onnx", "time_ratio": 1.3},
+    ]
+    (tmp_path / "stream_compute.json").write_text(json.dumps({"pairs": pairs}))
+    monkeypatch.setattr("sys.argv", ["stream_acceptance.py", "--results", str(tmp_path)])
+    assert acc.main() == 0
+    rows = _by_name(json.loads((tmp_path / "stream_acceptance.json").read_text())["noise"]["criteria"])
+    assert rows["compute_time_ratio"]["value"] == 1.3 and not rows["compute_time_ratio"]["passed"]
+    assert all(rows[n]["passed"] for n in ("psnr_delta_db", "warp_error_change_pct", "flicker_stream"))
 
 
 def test_bench_stream_times_a_streaming_file_against_its_single_frame_one(tmp_path):

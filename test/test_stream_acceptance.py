@@ -125,3 +125,24 @@ def test_bench_stream_refuses_a_single_frame_file_as_the_stream(tmp_path):
     with pytest.raises(ConfigError, match="not a streaming model"):
         bench.main(["--no-presets", "--repeats", "1", "--width", "32", "--height", "32",
                     "--output", str(tmp_path / "c.json"), "--pair", str(single), str(single)])  # fmt: skip
+
+
+def _failed_tasks() -> list[str]:
+    report = json.loads((REPO / "benchmarks" / "results" / "stream_acceptance.json").read_text())
+    return sorted(t for t, r in report.items() if not all(c["passed"] for c in r["criteria"]))
+
+
+@pytest.mark.parametrize("task", _failed_tasks())
+def test_a_streaming_model_that_failed_issue_14_is_not_where_the_node_finds_it_by_default(task):
+    """The node loads `models/<task>/<model_variant>.onnx` and its default `temporal: auto` turns
+    the state on for a file with a `state_in` input: a streaming model that did not meet the
+    targets must not be shipped there (docs/streaming.md, "Not shipped")."""
+    from qdr_core.node.params import BY_NAME
+    from qdr_core.node.temporal import resolve_temporal
+    from qdr_core.runtime import load_runtime
+
+    files = sorted((REPO / "models" / task).glob("*.onnx"))
+    assert files, f"models/{task} has no ONNX files"
+    for path in files:
+        with load_runtime(str(path), backend="onnxruntime", num_threads=1) as runtime:
+            assert not resolve_temporal(BY_NAME["temporal"].default, runtime.streaming), path

@@ -7,7 +7,7 @@
 #   ITERS=30 QAT_ITERS=5 PATCH=48 BATCH=2 EVAL_FRAMES=4 EVAL_SIDE=160 OUT=/tmp/s RESULTS=/tmp/s \
 #     scripts/train_stream.sh   # CPU smoke run of the whole chain (~2 min)
 # `qdr train` uses the GPU by itself when torch sees one (cuda:0; torchrun for several); `qdr qat`
-# runs on the CPU. Outputs: $OUT/<task>/{fp32.pt,fp32.onnx,qat.pt,int8_cpu.onnx,int8_trt.onnx},
+# too (--device auto). Outputs: $OUT/<task>/{fp32.pt,fp32.onnx,qat.pt,int8_cpu.onnx,int8_trt.onnx},
 # the runs in $RUNS/<task>_stream, and $RESULTS/stream_<task>_{clips,pans}.json (streaming vs
 # single-frame INT8: `delta` holds the PSNR delta, the warping error change in % and the flicker),
 # summarised against the thresholds in $RESULTS/stream_acceptance.json.

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.bench.frames import frame_float
-from qdr_core.bench.timing import interleaved_models
+from qdr_core.bench.timing import interleaved, interleaved_models
 
 
 def fit_ms_per_megapixel(megapixels: Sequence[float], ms: Sequence[float]) -> dict[str, float] | None:
@@ -70,3 +70,43 @@ def preset_scaling(
             {**row, "fp32_ms_per_gmac": f.median_ms / gmacs, "int8_speedup": f.median_ms / i.median_ms}
         )
     return rows
+
+
+def stream_pair_timing(
+    single: str, stream: str, threads: int, width: int, height: int, repeats: int
+) -> dict[str, Any]:
+    """A streaming model file against its single-frame one at ``width x height`` (onnxruntime):
+    conv MACs of each from the graph and interleaved median times, the streaming one restoring a
+    stream (``StreamSession``: its state fed back every frame, as the node runs it)."""
+    from qdr_core.bench.models import onnx_complexity
+    from qdr_core.runtime import load_runtime
+    from qdr_core.runtime.stateful import StreamSession
+
+    image = frame_float(height, width)
+    single_rt = load_runtime(single, backend="onnxruntime", num_threads=threads)
+    stream_rt = load_runtime(stream, backend="onnxruntime", num_threads=threads)
+    try:
+        session = StreamSession(stream_rt)
+        t = interleaved(
+            {"single": lambda: single_rt.infer(image), "stream": lambda: session.infer(image)}, 2, repeats
+        )
+    finally:
+        single_rt.close()
+        stream_rt.close()
+    macs = {
+        name: onnx_complexity(path, height, width)["macs"] / 1e9
+        for name, path in (("single", single), ("stream", stream))
+    }
+    return {
+        "single": single,
+        "stream": stream,
+        "threads": threads,
+        "width": width,
+        "height": height,
+        "single_gmacs": macs["single"],
+        "stream_gmacs": macs["stream"],
+        "macs_ratio": macs["stream"] / macs["single"],
+        "single_median_ms": t["single"].median_ms,
+        "stream_median_ms": t["stream"].median_ms,
+        "time_ratio": t["stream"].median_ms / t["single"].median_ms,
+    }

@@ -315,8 +315,19 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _qat_loop(cfg, student, teacher, kd_loss, balancer, data, val, device, progress) -> tuple[list, int]:
-    """The QAT steps: (history entries, steps done; fewer than ``iters`` when the time is up)."""
+def _qat_loop(
+    cfg: QATConfig,
+    student: EFM,
+    teacher: EFM,
+    kd_loss: nn.Module | None,
+    balancer: nn.Module,
+    data: Any,
+    val: list,
+    device: torch.device,
+    progress: bool,
+) -> tuple[list[dict[str, Any]], int]:
+    """The QAT steps on ``device``: (history entries, steps done; fewer than ``iters`` when the
+    time is up). ``data`` is a pair stream (``batch(i, n)``), ``val`` its fixed validation set."""
     optimizer = _optimizer(cfg, student, kd_loss, balancer)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     rec_loss = ReconstructionLoss("charbonnier")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qdr_core.data.datasets import ConditionPairs, SpecialistPairs, SyntheticPairs
-from qdr_core.data.degrade.pipeline import EFFECTS
+from qdr_core.data.degrade.pipeline import EFFECTS, ConditionMix
 from qdr_core.errors import ConfigError, DataError
 from qdr_core.tasks import AUTO_TASK, REALISTIC_EFFECT, TASKS
 from qdr_core.train.trainer import synthetic_pairs, training_split
@@ -87,3 +87,27 @@ def test_auto_and_unknown_data_kinds() -> None:
 )
 def test_training_split(task, data, split) -> None:
     assert training_split(task, data) == split
+
+
+def test_condition_mix_parses_shares_and_weighted_effects() -> None:
+    mix = ConditionMix.parse("clean=0.25, single=0.5, effects=fog+rain+night+sensor+sensor")
+    assert (mix.clean, mix.single) == (0.25, 0.5) and mix.effects.count("sensor") == 2
+    assert ConditionMix.parse("") == ConditionMix() and ConditionMix.parse("clean=0.3").single == 0.5
+    rng = np.random.default_rng(0)
+    drawn = [ConditionMix.parse("clean=0,single=1,effects=sensor+sensor+fog").sample(rng) for _ in range(300)]
+    share = sum(c.effects[0][0] == "sensor" for c in drawn) / len(drawn)
+    assert abs(share - 2 / 3) < 0.08
+    for bad, message in (("clean=x", "not a number"), ("speed=1", "bad mix entry"), ("effects=smog", "smog"),
+                         ("clean=0.8,single=0.5", r"clean \+ single <= 1")):  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            ConditionMix.parse(bad)
+
+
+def test_auto_pairs_follow_the_mix_and_specialists_refuse_one() -> None:
+    images = [np.full((64, 64, 3), 0.5, np.float32)]
+    pairs = synthetic_pairs("auto", images, 32, 0, mix="clean=1,single=0")
+    assert isinstance(pairs, ConditionPairs) and pairs.mix.clean == 1.0
+    degraded, clean = pairs.sample(3)
+    assert np.array_equal(degraded, clean)  # every sample is a clean identity pair
+    with pytest.raises(ConfigError, match="--mix"):
+        synthetic_pairs("noise", images, 32, 0, mix="clean=0.5")

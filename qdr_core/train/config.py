@@ -31,6 +31,8 @@ class TrainConfig:
     time_budget: wall-clock seconds for the run (0 = none): the cosine schedule follows the larger
         of step and time progress and the run stops when the time is up (``iters`` is then an
         upper bound); for a lent GPU of fixed minutes. Single-process runs only.
+    mix: for ``auto``: the condition mix (``ConditionMix.parse``, e.g.
+        ``clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor``); empty = ``ConditionMix()``.
     data: ``benchmark`` (the task's paper degradation) or ``realistic``: a specialist also learns
         its realistic condition (``tasks.REALISTIC_EFFECT``) and clean frames, on ``train_all``.
     """
@@ -62,6 +64,7 @@ class TrainConfig:
     clip_frames: int = 5
     time_budget: float = 0.0
     data: str = "benchmark"
+    mix: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

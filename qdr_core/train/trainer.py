@@ -27,6 +27,7 @@ from qdr_core.data.datasets import (
     fixed_condition_pairs,
     fixed_eval_pairs,
 )
+from qdr_core.data.degrade.pipeline import ConditionMix
 from qdr_core.data.sources import photos
 from qdr_core.errors import ConfigError
 from qdr_core.metrics import mean_scores, score_restoration
@@ -151,15 +152,17 @@ def training_split(task: str, data: str = "benchmark") -> str:
 
 
 def synthetic_pairs(
-    task: str, images: list[np.ndarray], patch: int, seed: int, data: str = "benchmark"
+    task: str, images: list[np.ndarray], patch: int, seed: int, data: str = "benchmark", mix: str = ""
 ) -> SyntheticPairs | ConditionPairs | SpecialistPairs:
     """The endless training pairs of ``task``: its benchmark degradation (``data: realistic``: plus
     its realistic condition and clean frames), or for ``auto`` the realistic condition mix (clean,
-    single effects, mixtures)."""
+    single effects, mixtures; ``mix``: its shares, ``ConditionMix.parse``)."""
     if data not in DATA_KINDS:
         raise ConfigError(f"unknown data {data!r}; choose {', '.join(DATA_KINDS)}")
     if task == AUTO_TASK:
-        return ConditionPairs(images, patch, seed)
+        return ConditionPairs(images, patch, seed, ConditionMix.parse(mix) if mix else None)
+    if mix:
+        raise ConfigError("--mix is the auto model's condition mix; a specialist's is --data realistic")
     if data == "realistic":
         return SpecialistPairs(task, REALISTIC_EFFECT[task], images, patch, seed)
     return SyntheticPairs(task, images, patch, seed)
@@ -204,7 +207,7 @@ def _training_data(cfg: TrainConfig, rank: int, images: list[np.ndarray] | None 
         )
     if images is None:
         images = [p.load() for p in photos(training_split(cfg.task, cfg.data))]
-    return synthetic_pairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank, cfg.data)
+    return synthetic_pairs(cfg.task, images, cfg.patch, cfg.seed + 7919 * rank, cfg.data, cfg.mix)
 
 
 def _validation_pairs(cfg: TrainConfig) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -193,6 +193,29 @@ class ConditionMix:
     single: float = 0.5
     effects: tuple[str, ...] = ("fog", "rain", "night", "sensor")
 
+    @classmethod
+    def parse(cls, text: str) -> ConditionMix:
+        """``"clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor"`` (omitted keys keep their
+        defaults; an effect named twice is drawn twice as often among the single effects)."""
+        values: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, value = part.partition("=")
+            if not sep or key not in ("clean", "single", "effects"):
+                raise ConfigError(f"bad mix entry {part!r}; use clean=P, single=P, effects=A+B+...")
+            try:
+                values[key] = tuple(value.split("+")) if key == "effects" else float(value)
+            except ValueError:
+                raise ConfigError(f"bad mix entry {part!r}: {value!r} is not a number") from None
+        mix = cls(**values)
+        unknown = sorted(set(mix.effects) - set(EFFECTS))
+        if unknown or not mix.effects:
+            raise ConfigError(f"mix effects {unknown or 'empty'}; choose from {', '.join(EFFECTS)}")
+        if not (0.0 <= mix.clean <= 1.0 and 0.0 <= mix.single <= 1.0 - mix.clean):
+            raise ConfigError(
+                f"mix shares need 0 <= clean and clean + single <= 1, got {mix.clean}, {mix.single}"
+            )
+        return mix
+
     def sample(self, rng: np.random.Generator) -> Condition:
         u = rng.random()
         if u < self.clean:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from train_helpers import smooth_images
 
 from qdr_core.ablate import (
     AUTO_ABLATION_CONDITIONS,
@@ -33,17 +34,6 @@ from qdr_core.train.qat import fit_qat
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 VARIANT = {v.name: v for v in VARIANTS}
-
-
-def _images(n=2, size=48, seed=0):
-    rng = np.random.default_rng(seed)
-    _, xx = np.mgrid[0:size, 0:size] / size
-    return [
-        np.clip(np.stack([np.sin(xx * f + p) * 0.4 + 0.5 for p in rng.uniform(0, 3, 3)], -1), 0, 1).astype(
-            np.float32
-        )
-        for f in rng.uniform(2, 8, n)
-    ]
 
 
 def _config(tmp_path, **kw) -> AblationConfig:
@@ -69,7 +59,9 @@ def trained(tmp_path_factory):
         root / "teacher" / "fp32.pt",
         model_payload(model.eval(), "fp32", {"task": AUTO_TASK, "preset": "efm-t"}),
     )
-    fit_qat(variant_qat_config(_config(root), VARIANT["qat"]), progress=False, train_images=_images())
+    fit_qat(
+        variant_qat_config(_config(root), VARIANT["qat"]), progress=False, train_images=smooth_images(2, 48)
+    )
     return root
 
 
@@ -104,7 +96,9 @@ def test_auto_ablation_reuses_an_existing_variant_and_trains_the_others(trained,
     shutil.copytree(trained, tmp_path, dirs_exist_ok=True)
     qat_path = tmp_path / "abl" / "qat" / "qat.pt"
     before = (_digest(qat_path), qat_path.stat().st_mtime_ns)
-    rows = run_ablation(_config(tmp_path, variants="fp32,ptq,qat"), progress=False, train_images=_images())
+    rows = run_ablation(
+        _config(tmp_path, variants="fp32,ptq,qat"), progress=False, train_images=smooth_images(2, 48)
+    )
     assert (_digest(qat_path), qat_path.stat().st_mtime_ns) == before  # scored as it was, not trained again
     row = {r["variant"]: r for r in rows}
     assert row["qat"]["reused"] and row["qat"]["checkpoint_config"]["iters"] == 2

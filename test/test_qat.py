@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from train_helpers import smooth_images
 
 from qdr_core.cli import main
 from qdr_core.distill import build_balancer
@@ -19,27 +20,6 @@ from qdr_core.train.losses import ReconstructionLoss
 from qdr_core.train.qat import QATConfig, build_kd_loss, fit_qat, qat_step
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _images(n=3, size=72, seed=0):
-    rng = np.random.default_rng(seed)
-    _, xx = np.mgrid[0:size, 0:size] / size
-    return [
-        np.clip(np.stack([np.sin(xx * f + p) * 0.4 + 0.5 for p in rng.uniform(0, 3, 3)], -1), 0, 1).astype(
-            np.float32
-        )
-        for f in rng.uniform(2, 8, n)
-    ]
-
-
-@pytest.fixture(scope="module")
-def teacher_path(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model("efm-t")
-    nn.init.normal_(model.head.weight, std=0.02)
-    path = tmp_path_factory.mktemp("teacher") / "fp32.pt"
-    save_checkpoint(path, model_payload(model.eval(), "fp32", {"task": "noise", "preset": "efm-t"}))
-    return path
 
 
 @pytest.mark.parametrize("kd", ["none", "output", "decoder", "dfd"])
@@ -66,7 +46,7 @@ def test_fit_qat_with_lmr_logs_weights_and_gradient_norms(teacher_path, tmp_path
         iters=6, batch_size=2, patch=32, lmr_lr=0.1, calib_batches=1, act_method="max", log_every=2,
         val_every=-1, threads=1,
     )  # fmt: skip
-    result = fit_qat(cfg, progress=False, train_images=_images())
+    result = fit_qat(cfg, progress=False, train_images=smooth_images())
     rows = [h for h in result["history"] if "w_rec" in h]
     assert len(rows) >= 3
     assert all("gnorm_rec" in r and "gnorm_kd" in r for r in rows)
@@ -85,13 +65,13 @@ def test_ptq_only_and_larger_teacher_adapter(teacher_path, tmp_path):
     ptq = fit_qat(
         QATConfig(task="noise", teacher=str(teacher_path), out=str(tmp_path / "ptq.pt"), ptq=True, batch_size=2,
                   patch=32, calib_batches=1, threads=1),
-        progress=False, train_images=_images(),
+        progress=False, train_images=smooth_images(),
     )  # fmt: skip
     assert [h["step"] for h in ptq["history"]] == [0]
     result = fit_qat(
         QATConfig(task="noise", teacher=str(big_path), student_init=str(teacher_path), out=str(tmp_path / "q.pt"),
                   kd="dfd", iters=2, batch_size=2, patch=32, calib_batches=1, val_every=-1, threads=1),
-        progress=False, train_images=_images(),
+        progress=False, train_images=smooth_images(),
     )  # fmt: skip
     assert result["model"].cfg.width == 8
 

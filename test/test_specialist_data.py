@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from train_helpers import random_images
 
 from qdr_core.data.datasets import ConditionPairs, SpecialistPairs, SyntheticPairs
 from qdr_core.data.degrade.pipeline import EFFECTS, ConditionMix
@@ -14,21 +15,16 @@ from qdr_core.tasks import AUTO_TASK, REALISTIC_EFFECT, TASKS
 from qdr_core.train.trainer import synthetic_pairs, training_split
 
 
-def _images(n: int = 2, size: int = 32) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [rng.random((size, size, 3), dtype=np.float32) for _ in range(n)]
-
-
 def test_every_task_has_a_realistic_condition() -> None:
     assert set(REALISTIC_EFFECT) == set(TASKS)
     assert set(REALISTIC_EFFECT.values()) <= set(EFFECTS)
 
 
 def test_samples_depend_only_on_seed_and_index() -> None:
-    a, b = (SpecialistPairs("noise", "sensor", _images(), patch=16, seed=5) for _ in range(2))
+    a, b = (SpecialistPairs("noise", "sensor", random_images(2, 32), patch=16, seed=5) for _ in range(2))
     for i in (0, 7, 31):
         assert all(np.array_equal(x, y) for x, y in zip(a.sample(i), b.sample(i)))
-    other = SpecialistPairs("noise", "sensor", _images(), patch=16, seed=6)
+    other = SpecialistPairs("noise", "sensor", random_images(2, 32), patch=16, seed=6)
     assert any(not np.array_equal(a.sample(i)[0], other.sample(i)[0]) for i in range(4))
     degraded, clean = a.batch(2, 3)
     assert degraded.shape == clean.shape == (3, 3, 16, 16)
@@ -37,7 +33,9 @@ def test_samples_depend_only_on_seed_and_index() -> None:
 
 def test_shares_of_benchmark_realistic_and_clean_samples() -> None:
     n, benchmark, clean = 240, 0.3, 0.2
-    pairs = SpecialistPairs("noise", "sensor", _images(), patch=16, seed=3, benchmark=benchmark, clean=clean)
+    pairs = SpecialistPairs(
+        "noise", "sensor", random_images(2, 32), patch=16, seed=3, benchmark=benchmark, clean=clean
+    )
     kinds = []
     for i in range(n):
         degraded, target = pairs.sample(i)
@@ -59,12 +57,12 @@ def test_shares_of_benchmark_realistic_and_clean_samples() -> None:
 @pytest.mark.parametrize("benchmark, clean", [(1.0, 0.0), (-0.1, 0.2), (0.3, 0.8), (0.3, -0.1)])
 def test_bad_shares_are_data_errors(benchmark, clean) -> None:
     with pytest.raises(DataError, match="need 0 <= benchmark < 1"):
-        SpecialistPairs("rain", "rain", _images(), benchmark=benchmark, clean=clean)
+        SpecialistPairs("rain", "rain", random_images(2, 32), benchmark=benchmark, clean=clean)
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_synthetic_pairs_picks_the_data_kind(task) -> None:
-    images = _images()
+    images = random_images(2, 32)
     assert type(synthetic_pairs(task, images, 16, 0)) is SyntheticPairs
     realistic = synthetic_pairs(task, images, 16, 0, "realistic")
     assert isinstance(realistic, SpecialistPairs)
@@ -72,9 +70,9 @@ def test_synthetic_pairs_picks_the_data_kind(task) -> None:
 
 
 def test_auto_and_unknown_data_kinds() -> None:
-    assert isinstance(synthetic_pairs(AUTO_TASK, _images(), 16, 0, "realistic"), ConditionPairs)
+    assert isinstance(synthetic_pairs(AUTO_TASK, random_images(2, 32), 16, 0, "realistic"), ConditionPairs)
     with pytest.raises(ConfigError, match="unknown data 'photos'; choose benchmark, realistic"):
-        synthetic_pairs("noise", _images(), 16, 0, "photos")
+        synthetic_pairs("noise", random_images(2, 32), 16, 0, "photos")
 
 
 @pytest.mark.parametrize(

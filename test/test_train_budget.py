@@ -7,37 +7,20 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 import pytest
 import torch
-from torch import nn
+from train_helpers import random_images
 
 from qdr_core.cli import build_parser, main
 from qdr_core.data.imageio import write_rgb
 from qdr_core.errors import ConfigError
-from qdr_core.models import build_model
-from qdr_core.models.checkpoint import model_payload, read_checkpoint, save_checkpoint
+from qdr_core.models.checkpoint import read_checkpoint
 from qdr_core.tasks import DATA_KINDS
 from qdr_core.train.config import TrainConfig
 from qdr_core.train.qat import QATConfig, fit_qat
 from qdr_core.train.trainer import Budget, cosine_lr, fit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _images(n: int = 2, size: int = 48) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [rng.random((size, size, 3), dtype=np.float32) for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def teacher_path(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model("efm-t")
-    nn.init.normal_(model.head.weight, std=0.02)
-    path = tmp_path_factory.mktemp("teacher") / "fp32.pt"
-    save_checkpoint(path, model_payload(model.eval(), "fp32", {"task": "noise", "preset": "efm-t"}))
-    return path
 
 
 def test_cosine_progress_is_the_larger_of_steps_and_time() -> None:
@@ -61,7 +44,7 @@ def test_budget_fraction_and_expiry() -> None:
 
 
 def test_fit_stops_when_the_time_is_up(tmp_path) -> None:
-    for i, image in enumerate(_images()):
+    for i, image in enumerate(random_images()):
         write_rgb(tmp_path / "gt" / f"{i}.png", image)
         write_rgb(tmp_path / "in" / f"{i}.png", image * 0.5)
     cfg = TrainConfig(task="noise", preset="efm-t", out_dir=str(tmp_path / "run"), iters=100_000, batch_size=1,
@@ -85,7 +68,7 @@ def test_qat_with_a_worker_stops_when_the_time_is_up(teacher_path, tmp_path) -> 
     cfg = QATConfig(task="noise", teacher=str(teacher_path), out=str(tmp_path / "qat.pt"), iters=100_000,
                     batch_size=1, patch=16, calib_batches=1, act_method="max", val_every=-1, log_every=1000,
                     threads=1, workers=1, time_budget=0.5, device="cpu")  # fmt: skip
-    result = fit_qat(cfg, progress=False, train_images=_images())
+    result = fit_qat(cfg, progress=False, train_images=random_images())
     payload = read_checkpoint(tmp_path / "qat.pt")
     steps = payload["meta"]["step"]
     assert 1 <= steps < cfg.iters and payload["meta"]["device"] == "cpu"
@@ -94,7 +77,7 @@ def test_qat_with_a_worker_stops_when_the_time_is_up(teacher_path, tmp_path) -> 
     from qdr_core.runtime import load_runtime
 
     with load_runtime(tmp_path / "qat.pt", backend="torch", num_threads=1) as rt:
-        assert rt.infer(_images(1, 20)[0]).shape == (20, 20, 3)
+        assert rt.infer(random_images(1, 20)[0]).shape == (20, 20, 3)
 
 
 def test_device_cuda_without_a_gpu_is_a_one_line_config_error(teacher_path, tmp_path, capsys) -> None:
@@ -102,7 +85,7 @@ def test_device_cuda_without_a_gpu_is_a_one_line_config_error(teacher_path, tmp_
         pytest.skip("torch sees a GPU here")
     cfg = QATConfig(task="noise", teacher=str(teacher_path), out=str(tmp_path / "q.pt"), device="cuda")
     with pytest.raises(ConfigError, match="torch sees no GPU"):
-        fit_qat(cfg, progress=False, train_images=_images())
+        fit_qat(cfg, progress=False, train_images=random_images())
     argv = ["qat", "--task", "noise", "--teacher", str(teacher_path), "--out", str(tmp_path / "q.pt"),
             "--device", "cuda", "--no-progress"]  # fmt: skip
     assert main(argv) == 2

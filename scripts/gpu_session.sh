@@ -63,15 +63,18 @@ ablate() { # the auto teacher's QAT variants, one fixed schedule (qdr_core.ablat
   done
   wait
 }
-pack() { # the tarballs, atomically: what exists now
-  (cd "$runs" && tar czf "$out/.fp32.tgz" --ignore-failed-read $(ls -d */fp32.pt */history.json 2>/dev/null) &&
-    mv "$out/.fp32.tgz" "$out/fp32.tar.gz") 2>/dev/null
-  (cd "$runs" && tar czf "$out/.qat.tgz" $(ls -d */qat.pt */qat.history.json 2>/dev/null) &&
-    mv "$out/.qat.tgz" "$out/qat.tar.gz") 2>/dev/null
-  (cd "$runs" && tar czf "$out/.abl.tgz" $(ls -d ablate_auto/*/qat.pt ablate_auto/*/qat.history.json 2>/dev/null) &&
-    mv "$out/.abl.tgz" "$out/ablate.tar.gz") 2>/dev/null
-  (cd "$runs" && tar czf "$out/.logs.tgz" logs && mv "$out/.logs.tgz" "$out/logs.tar.gz") 2>/dev/null
+tarball() { # NAME PATTERN...: $out/NAME.tar.gz of what the patterns (under $runs) match now, atomically
+  local name=$1 files
+  shift
+  files=$(cd "$runs" && ls -d $@ 2>/dev/null) || true # unquoted: the patterns glob in $runs
+  [ -n "$files" ] && (cd "$runs" && tar czf "$out/.$name.tgz" $files && mv "$out/.$name.tgz" "$out/$name.tar.gz")
   true
+}
+pack() { # the tarballs: what exists now
+  tarball fp32 '*/fp32.pt' '*/history.json'
+  tarball qat '*/qat.pt' '*/qat.history.json'
+  tarball ablate 'ablate_auto/*/qat.pt' 'ablate_auto/*/qat.history.json'
+  tarball logs logs
 }
 
 t0=$(date +%s)

@@ -42,13 +42,10 @@ def run(args: argparse.Namespace) -> int:
     from qdr_core.errors import DataError
     from qdr_core.metrics import mean_scores, score_restoration
     from qdr_core.runtime import load_runtime
-    from qdr_core.suite.conditions import Row, select_rows
+    from qdr_core.suite.conditions import select_rows
 
-    row = (
-        select_rows([args.condition])[0]
-        if args.condition
-        else Row(f"bench:{args.task}", benchmark_task=args.task)
-    )
+    # A task is the suite's benchmark row of that task: one way to make the frames.
+    row = select_rows([args.condition or f"bench:{args.task}"])[0]
 
     if args.max_frames is not None and args.max_frames < 1:
         raise DataError(f"--max-frames must be >= 1, got {args.max_frames}")

@@ -29,6 +29,7 @@ from qdr_core.data.degrade.common import SEVERITIES, level_of, uniform
 from qdr_core.data.degrade.pipeline import Condition, FramePlan, condition_rng, synthesize
 from qdr_core.data.sources import MAX_SIDE, OPENCV_DATA, frame_rgb, photos
 from qdr_core.errors import DataError
+from qdr_core.runtime.motion import stream_flow
 from qdr_core.tasks import TASKS
 
 
@@ -309,6 +310,9 @@ class ClipPairs:
         task: a benchmark task or a condition.
         images: clean float32 RGB photos.
         videos: clean frame sequences (uint8 or float RGB), each at least ``n_frames`` long.
+        flows: also give each clip's frame-to-previous-frame flows, estimated on the degraded
+            frames as the runtimes do (``runtime.motion.stream_flow``; zeros for the first frame),
+            for a model that carries its output (``train.stream.carry``).
     """
 
     def __init__(
@@ -322,6 +326,7 @@ class ClipPairs:
         video_prob: float = 0.25,
         pan_prob: float = 0.15,
         motion: CameraMotion = CameraMotion(shift=0.08, cycles=(0.3, 1.0), jitter=0.5),
+        flows: bool = False,
     ) -> None:
         if not images:
             raise DataError("ClipPairs needs at least one clean photo")
@@ -330,7 +335,7 @@ class ClipPairs:
         self.task, self.images, self.patch, self.n_frames, self.seed = task, images, patch, n_frames, seed
         self.videos = [v for v in (videos or []) if len(v) >= n_frames]
         self.video_prob = video_prob if self.videos else 0.0
-        self.pan_prob, self.motion = pan_prob, motion
+        self.pan_prob, self.motion, self.flows = pan_prob, motion, flows
         areas = np.array([im.shape[0] * im.shape[1] for im in images], np.float64)
         self.weights = areas / areas.sum()
 
@@ -348,19 +353,29 @@ class ClipPairs:
         frames = random_crop_flip(video[start : start + self.n_frames], self.patch, rng)
         return [f.astype(np.float32) / 255.0 if f.dtype == np.uint8 else f for f in frames]
 
-    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Clip ``index``: degraded and clean, ``T x P x P x 3`` float32."""
+    def sample(self, index: int) -> tuple[np.ndarray, ...]:
+        """Clip ``index``: degraded and clean, ``T x P x P x 3`` float32 (and with ``flows``,
+        ``T x P x P x 2``)."""
         rng = np.random.default_rng([self.seed, index])
         clean = self._video_clip(rng) if rng.random() < self.video_prob else self._photo_clip(rng)
         degrader = ClipDegrader(self.task, int(rng.integers(2**31)), self.n_frames, split="train")
         degraded = [degrader(t, frame) for t, frame in enumerate(clean)]
-        return np.stack(degraded).astype(np.float32), np.stack(clean).astype(np.float32)
+        out = (np.stack(degraded).astype(np.float32), np.stack(clean).astype(np.float32))
+        if not self.flows:
+            return out
+        flows = np.zeros((*out[0].shape[:3], 2), np.float32)
+        for t in range(1, len(degraded)):
+            flows[t] = stream_flow(out[0][t - 1], out[0][t])
+        return (*out, flows)
 
-    def batch(self, index: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Batch ``index``: degraded and clean ``N x T x 3 x P x P`` float32."""
-        pairs = [self.sample(index * batch_size + i) for i in range(batch_size)]
-        degraded, clean = (np.stack([p[k] for p in pairs]).transpose(0, 1, 4, 2, 3) for k in (0, 1))
-        return np.ascontiguousarray(degraded), np.ascontiguousarray(clean)
+    def batch(self, index: int, batch_size: int) -> tuple[np.ndarray, ...]:
+        """Batch ``index``: degraded and clean ``N x T x 3 x P x P`` float32 (and with ``flows``,
+        ``N x T x 2 x P x P``)."""
+        samples = [self.sample(index * batch_size + i) for i in range(batch_size)]
+        return tuple(
+            np.ascontiguousarray(np.stack([p[k] for p in samples]).transpose(0, 1, 4, 2, 3))
+            for k in range(len(samples[0]))
+        )
 
 
 def training_videos(max_side: int = 320) -> list[list[np.ndarray]]:

@@ -28,11 +28,15 @@ DEFAULT_OPSET = 17
 
 def temporal_metadata(model: nn.Module) -> dict[str, str]:
     """Metadata that tells runtimes a model is streaming and how its state is sized: ``temporal``
-    and ``state_stride`` (the state of an HxW padded frame is H/stride x W/stride); empty for a
-    single-frame model."""
+    and ``state_stride`` (the state of an HxW padded frame is H/stride x W/stride), plus
+    ``state_align: flow`` when the state is the previous output (runtimes warp it to the next frame
+    by optical flow); empty for a single-frame model."""
     if not getattr(getattr(model, "cfg", None), "temporal", False):
         return {}
-    return {"temporal": "1", "state_stride": str(model.state_stride)}
+    meta = {"temporal": "1", "state_stride": str(model.state_stride)}
+    if model.cfg.state == "output":
+        meta["state_align"] = "flow"
+    return meta
 
 
 def inline_identity_initializers(model: onnx.ModelProto) -> onnx.ModelProto:

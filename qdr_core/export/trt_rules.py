@@ -80,7 +80,12 @@ def check_trt_rules(model: onnx.ModelProto) -> list[str]:
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
         errors.append(f"opset {opset} outside {OPSET_RANGE[0]}..{OPSET_RANGE[1]}")
+    outputs = {o.name for o in model.graph.output}
     for node in model.graph.node:
+        # An Identity that only names a second graph output (a streaming model whose state is its
+        # output: ``output`` and ``state_out`` are one tensor) costs TensorRT nothing.
+        if node.op_type == "Identity" and set(node.output) <= outputs and node.domain in ("", "ai.onnx"):
+            continue
         if node.op_type not in ALLOWED_OPS or node.domain not in ("", "ai.onnx"):
             errors.append(
                 f"{node.name}: op {node.domain + '.' if node.domain else ''}{node.op_type} not allowed"

@@ -21,7 +21,10 @@ from qdr_core.errors import ConfigError
 from qdr_core.models.blocks import Add, ResidualBlock, SharedInput
 from qdr_core.models.condition import ConditionDescriptor
 from qdr_core.models.context import ContextPyramid
-from qdr_core.models.streaming import TemporalFusion
+from qdr_core.models.streaming import OutputFusion, TemporalFusion
+
+#: What a streaming EFM carries to the next frame (``EFMConfig.state``).
+STATE_KINDS = ("bottleneck", "output")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ class EFMConfig:
         temporal: a streaming model: carries its bottleneck to the next frame
             (``models.streaming``); forward takes ``(frame, state)`` and returns
             ``(restored, state)``.
+        state: what a temporal model carries: ``bottleneck`` (its 1/4-resolution features, fused
+            before the mid blocks; ``models.streaming.TemporalFusion``) or ``output`` (its restored
+            frame at full resolution, which the runtime aligns to the next frame by optical flow
+            before feeding it back; ``models.streaming.OutputFusion``).
         condition: a global condition descriptor (``models.condition``) scales each bottleneck
             block's update per channel, from the whole frame's pooled features: one network for
             every condition, without a task label.
@@ -55,12 +62,15 @@ class EFMConfig:
     context_levels: int = 0
     temporal: bool = False
     condition: bool = False
+    state: str = "bottleneck"
 
     def __post_init__(self) -> None:
         if self.width < 1 or min(self.enc_blocks, self.mid_blocks, self.dec_blocks, self.context_levels) < 0:
             raise ConfigError(f"invalid EFM config: {self}")
         if self.gate_channels < 1:
             raise ConfigError(f"gate_channels must be >= 1, got {self.gate_channels}")
+        if self.state not in STATE_KINDS:
+            raise ConfigError(f"unknown state {self.state!r}; choose one of {', '.join(STATE_KINDS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +100,14 @@ PRESETS: dict[str, EFMConfig] = {
     # Streaming variants (same size + temporal fusion at the bottleneck; see models.streaming).
     "efm-t-stream": EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1, temporal=True),
     "efm-s-stream": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True),
+    # Streaming by recursion on the output: efm-s (same weights) plus a full-resolution fusion of
+    # its restored frame with the previous output, motion-aligned by the runtime.
+    "efm-t-recur": EFMConfig(
+        width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1, temporal=True, state="output"
+    ),
+    "efm-s-recur": EFMConfig(
+        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True, state="output"
+    ),
     # The all-conditions `auto` model: efm-s-ctx5 plus the global condition descriptor; same
     # weights as efm-s-ctx5 where they overlap, so it can start from the haze model.
     "efm-s-auto": EFMConfig(
@@ -117,8 +135,9 @@ class EFM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.size_multiple = 4 * 2**cfg.context_levels
-        #: The state (temporal models) has the bottleneck's resolution: 1/4 of the padded frame.
-        self.state_stride = 4
+        recur = cfg.temporal and cfg.state == "output"
+        #: A bottleneck state has 1/4 of the padded frame's resolution; an output state all of it.
+        self.state_stride = 1 if recur else 4
         c, c2 = cfg.width, 2 * cfg.width
         # Stem: a 4x4 stride-2 conv sees each 2x2 cell plus its neighbours (space-to-depth with
         # context) and moves all further work to 1/2 resolution.
@@ -130,7 +149,8 @@ class EFM(nn.Module):
         self.down = nn.Conv2d(c, c2, 3, stride=2, padding=1)
         self.down_act = nn.ReLU()
         self.context = ContextPyramid(c2, cfg.context_levels) if cfg.context_levels else nn.Identity()
-        self.fusion = TemporalFusion(c2) if cfg.temporal else None
+        self.fusion = TemporalFusion(c2) if cfg.temporal and not recur else None
+        self.output_fusion = OutputFusion() if recur else None
         self.bottleneck = nn.Sequential(
             *[ResidualBlock(c2, cfg.ldg, cfg.gate_channels) for _ in range(cfg.mid_blocks)]
         )
@@ -149,8 +169,10 @@ class EFM(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def state_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
-        """NCHW shape of the state of a ``height x width`` (padded) frame: the bottleneck's."""
-        return (batch, 2 * self.cfg.width, height // self.state_stride, width // self.state_stride)
+        """NCHW shape of the state of a ``height x width`` (padded) frame: the bottleneck's or the
+        output's."""
+        channels = 3 if self.output_fusion is not None else 2 * self.cfg.width
+        return (batch, channels, height // self.state_stride, width // self.state_stride)
 
     def forward(
         self, x: torch.Tensor, state: torch.Tensor | None = None, return_features: bool = False
@@ -171,8 +193,17 @@ class EFM(nn.Module):
                 bottleneck = block(bottleneck, scale)
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
+        features = {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
+        if self.output_fusion is not None:
+            if state is None:
+                state = x.new_zeros(x.shape)
+            features["still"] = out
+            out = self.output_fusion(out, state, x)
+            if return_features:
+                return out, features
+            return out, out
         if return_features:
-            return out, {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
+            return out, features
         return (out, bottleneck) if self.fusion is not None else out
 
     def shared_inputs(self) -> list[SharedInput]:
@@ -180,9 +211,14 @@ class EFM(nn.Module):
         residual Add), the encoder output (down conv and skip Add), and those inside the blocks."""
         groups: list[SharedInput] = []
         for module in self.modules():
-            if isinstance(module, (ResidualBlock, ContextPyramid, TemporalFusion, ConditionDescriptor)):
+            if isinstance(
+                module, (ResidualBlock, ContextPyramid, TemporalFusion, ConditionDescriptor, OutputFusion)
+            ):
                 groups += module.shared_inputs()
-        return [*groups, [(self.down, 0), (self.skip_add, 1)], [(self.stem, 0), (self.residual_add, 0)]]
+        frame = [(self.stem, 0), (self.residual_add, 0)]
+        if self.output_fusion is not None:
+            frame.append((self.output_fusion.in_x, 0))
+        return [*groups, [(self.down, 0), (self.skip_add, 1)], frame]
 
     def gated_blocks(self) -> list[ResidualBlock]:
         return [m for m in self.modules() if isinstance(m, ResidualBlock) and m.gate is not None]

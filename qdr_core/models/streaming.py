@@ -66,3 +66,59 @@ class TemporalFusion(nn.Module):
             [(self.diff_cur, 0), (self.upd_cur, 0), (self.add, 0)],
             [(self.diff_prev, 0), (self.upd_prev, 0)],
         ]
+
+
+class OutputFusion(nn.Module):
+    """Recursive fusion at full resolution: ``y + g * (p - y) + r`` on the still restoration ``y``,
+    the previous frame's output ``p`` (already aligned to this frame by the runtime's motion
+    estimate, ``runtime.motion``) and the degraded frame ``x``.
+
+    ``g`` (one channel) says where the aligned past may replace the present: it reads learned
+    differences of ``y``, ``p`` and ``x``, so it closes where the alignment failed (occlusions,
+    moving objects the flow missed) and on the zero state of a stream's first frame. ``r`` is a
+    small learned correction (3 channels). Both start at "use the present only" (``r`` zero, ``g``
+    bias -3), so an untrained fusion returns ``y`` plus ~5 % of the past. ``p - y`` is two 1x1 convs
+    (identity and minus identity at init) and an Add, keeping the op set Conv/Relu/Add/Mul/Sigmoid.
+    """
+
+    def __init__(self, hidden: int = 16) -> None:
+        super().__init__()
+        self.in_y = nn.Conv2d(3, hidden, 3, padding=1)
+        self.in_p = nn.Conv2d(3, hidden, 3, padding=1, bias=False)
+        self.in_x = nn.Conv2d(3, hidden, 3, padding=1, bias=False)
+        self.in_add1 = Add()
+        self.in_add2 = Add()
+        self.act1 = nn.ReLU()
+        self.mid = nn.Conv2d(hidden, hidden, 3, padding=1)
+        self.act2 = nn.ReLU()
+        self.gate = nn.Conv2d(hidden, 1, 3, padding=1)
+        self.gate_act = nn.Sigmoid()
+        self.correction = nn.Conv2d(hidden, 3, 3, padding=1)
+        self.diff_p = nn.Conv2d(3, 3, 1, bias=False)
+        self.diff_y = nn.Conv2d(3, 3, 1, bias=False)
+        self.diff_add = Add()
+        self.mul = Mul()
+        self.blend_add = Add()
+        self.out_add = Add()
+        with torch.no_grad():
+            self.diff_p.weight.copy_(torch.eye(3)[:, :, None, None])
+            self.diff_y.weight.copy_(-torch.eye(3)[:, :, None, None])
+        nn.init.zeros_(self.correction.weight)
+        nn.init.zeros_(self.correction.bias)
+        nn.init.constant_(self.gate.bias, -3.0)
+
+    def forward(self, y: torch.Tensor, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        f = self.act1(self.in_add2(self.in_add1(self.in_y(y), self.in_p(p)), self.in_x(x)))
+        f = self.act2(self.mid(f))
+        g = self.gate_act(self.gate(f))
+        blended = self.blend_add(y, self.mul(g, self.diff_add(self.diff_p(p), self.diff_y(y))))
+        return self.out_add(blended, self.correction(f))
+
+    def shared_inputs(self) -> list[SharedInput]:
+        """``y`` feeds its input conv, the difference and the blend; ``p`` two convs; ``f`` (the
+        mid conv's output after ReLU) the gate and the correction."""
+        return [
+            [(self.in_y, 0), (self.diff_y, 0), (self.blend_add, 0)],
+            [(self.in_p, 0), (self.diff_p, 0)],
+            [(self.gate, 0), (self.correction, 0)],
+        ]

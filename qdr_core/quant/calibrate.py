@@ -18,7 +18,8 @@ from qdr_core.quant.layers import QuantConv2d
 
 @torch.no_grad()
 def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
-    """Calibrate all quantizers of ``model`` on ``batches`` (NCHW inputs); returns the batch count."""
+    """Calibrate all quantizers of ``model`` on ``batches`` (NCHW inputs, or tuples of a model's
+    inputs); returns the batch count."""
     model.eval()
     for module in model.modules():
         if isinstance(module, QuantConv2d):
@@ -31,7 +32,7 @@ def calibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
         q.start_observing()
     count = 0
     for batch in batches:
-        model(batch)
+        model(*batch) if isinstance(batch, (tuple, list)) else model(batch)
         count += 1
     if count == 0:
         raise ValueError("calibration needs at least one batch")

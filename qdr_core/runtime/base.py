@@ -122,6 +122,12 @@ class Runtime(abc.ABC):
             f"{self.model_path} is a single-frame model: it carries no state ({self.name} runtime)"
         )
 
+    @property
+    def state_align(self) -> str:
+        """How a streaming model's state is brought to the next frame: ``flow`` (its previous
+        output, warped by optical flow; ``runtime.motion``) or ``""`` (fed back as is)."""
+        return self.metadata.get("state_align", "")
+
     def zero_state(self, height: int, width: int) -> np.ndarray:
         """The state of the first frame of a stream (``height x width``: the padded frame)."""
         shape = (1, self.state_channels, height // self.state_stride, width // self.state_stride)

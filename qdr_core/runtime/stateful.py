@@ -2,7 +2,8 @@
 
 ``StreamSession`` keeps the ``state_out`` of each frame and feeds it as ``state_in`` to the next
 one; ``reset()`` (or ``reset=True`` on a frame) drops it, so that frame is restored as a still (zero
-state). Which frames reset is decided by ``node.temporal.StreamState``; this module only carries
+state). A model whose state is its previous output (``state_align: flow``) gets that output warped
+to the new frame by the optical flow between the two frames (``runtime.motion``). Which frames reset is decided by ``node.temporal.StreamState``; this module only carries
 the tensors. Frames of a stream are padded exactly as ``Runtime`` pads a still, so the state of one
 frame lines up with the next; a streaming model runs whole frames (never tiles), because the state
 is one tensor per frame.
@@ -17,6 +18,7 @@ import numpy as np
 
 from qdr_core.errors import ConfigError
 from qdr_core.runtime.base import _INV_255, _SCALE_255, Runtime, check_rgb, pad_image
+from qdr_core.runtime.motion import MotionAligner
 from qdr_core.sizes import pad_amounts
 
 
@@ -28,6 +30,8 @@ class StreamSession:
             raise ConfigError(f"{runtime.model_path} is not a streaming model (it has no state_in input)")
         self.runtime = runtime
         self._state: np.ndarray | None = None
+        #: An output-state model gets its previous output aligned to each new frame.
+        self._aligner = MotionAligner() if runtime.state_align == "flow" else None
 
     @property
     def has_state(self) -> bool:
@@ -36,12 +40,17 @@ class StreamSession:
     def reset(self) -> None:
         """The next frame is restored as a still."""
         self._state = None
+        if self._aligner is not None:
+            self._aligner.reset()
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         h, w = batch.shape[2:]
         state = self._state
+        flow = self._aligner.observe(batch[0]) if self._aligner is not None else None
         if state is None or state.shape != self.runtime.zero_state(h, w).shape:
             state = self.runtime.zero_state(h, w)
+        elif flow is not None:
+            state = self._aligner.warp(state, flow)
         out, self._state = self.runtime._run_state(batch, state)
         return out
 

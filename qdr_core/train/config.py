@@ -33,6 +33,8 @@ class TrainConfig:
         upper bound); for a lent GPU of fixed minutes. Single-process runs only.
     mix: for ``auto``: the condition mix (``ConditionMix.parse``, e.g.
         ``clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor``); empty = ``ConditionMix()``.
+    train_only: comma-separated parameter-name prefixes to train, the rest frozen (empty: all);
+        ``output_fusion`` trains a streaming ``efm-s-recur``'s fusion over frozen single-frame weights.
     data: ``benchmark`` (the task's paper degradation) or ``realistic``: a specialist also learns
         its realistic condition (``tasks.REALISTIC_EFFECT``) and clean frames, on ``train_all``.
     """
@@ -65,6 +67,7 @@ class TrainConfig:
     time_budget: float = 0.0
     data: str = "benchmark"
     mix: str = ""
+    train_only: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -30,13 +30,13 @@ from qdr_core.distill import (
 )
 from qdr_core.distill.losses import FEATURE_OF_MODE
 from qdr_core.errors import ConfigError
-from qdr_core.models.checkpoint import load_fp32_model, save_checkpoint
+from qdr_core.models.checkpoint import load_fp32_model, read_checkpoint, save_checkpoint
 from qdr_core.models.efm import EFM
 from qdr_core.quant.calibrate import calibrate
 from qdr_core.quant.convert import quantize_model
 from qdr_core.quant.qat_model import qat_payload
 from qdr_core.train.losses import ReconstructionLoss
-from qdr_core.train.stream import ClipRunner, is_streaming, validation_clips
+from qdr_core.train.stream import ClipRunner, carries_output, carry, is_streaming, validation_clips
 from qdr_core.train.trainer import (
     VAL_SEED,
     Budget,
@@ -74,6 +74,10 @@ class QATConfig:
         step and time progress, and the run stops when the time is up.
     device: ``auto`` (the GPU when torch sees one), ``cpu`` or ``cuda``; calibration runs on the CPU.
     data: ``benchmark`` or ``realistic`` (as ``TrainConfig.data``).
+    base_qat: a QAT checkpoint of the single-frame network a streaming student extends
+        (``efm-s-recur`` over ``models/<task>/qat.pt``): after calibration its weights and step
+        sizes replace the student's where names match, and stay frozen, so the still path is
+        exactly the shipped INT8 one and QAT trains only what is new (the fusion).
     """
 
     task: str = "lowlight"
@@ -104,6 +108,7 @@ class QATConfig:
     time_budget: float = 0.0
     device: str = "auto"
     data: str = "benchmark"
+    base_qat: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,9 +163,9 @@ def qat_step(
 ) -> dict[str, float]:
     """One QAT step; returns floats (losses, balance weights, optionally per-loss gradient norms)."""
     student.train()
-    degraded, clean = batch
+    degraded, clean, *flows = batch
     optimizer.zero_grad(set_to_none=True)
-    losses = frame_losses(student, teacher, degraded, clean, rec_loss, kd_loss, kd_mode)
+    losses = frame_losses(student, teacher, degraded, clean, rec_loss, kd_loss, kd_mode, *flows)
     total, weights = balancer(losses)
     logs = {"loss": float(total.detach()), **{f"loss_{k}": float(v.detach()) for k, v in losses.items()}}
     logs.update({f"w_{k}": v for k, v in weights.items()})
@@ -172,7 +177,9 @@ def qat_step(
             balancer.update(norms)
     total.backward()
     logs["grad_norm"] = float(
-        nn.utils.clip_grad_norm_(student.parameters(), grad_clip if grad_clip > 0 else math.inf)
+        nn.utils.clip_grad_norm_(
+            [p for p in student.parameters() if p.requires_grad], grad_clip if grad_clip > 0 else math.inf
+        )
     )
     optimizer.step()
     return logs
@@ -186,22 +193,24 @@ def frame_losses(
     rec_loss: nn.Module,
     kd_loss: nn.Module | None,
     kd_mode: str,
+    flows: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """``rec`` (and ``kd``) of a still batch, or averaged over the frames of a clip batch
-    (``N x T x 3 x H x W``) that student and teacher each restore as a stream (zero state first)."""
+    (``N x T x 3 x H x W``) that student and teacher each restore as a stream (zero state first;
+    ``flows`` align a model's previous output, ``train.stream.carry``)."""
     clips = degraded if degraded.ndim == 5 else degraded[:, None]
     targets = clean if clean.ndim == 5 else clean[:, None]
     s_state = t_state = None
     sums: dict[str, torch.Tensor] = {}
     for t in range(clips.shape[1]):
-        s_out, s_feat = student(clips[:, t], s_state, return_features=True)
+        s_out, s_feat = student(clips[:, t], carry(student, s_state, flows, t), return_features=True)
         frame = {"rec": rec_loss(s_out, targets[:, t])}
         if kd_loss is not None:
             with torch.no_grad():
-                t_out, t_feat = teacher(clips[:, t], t_state, return_features=True)
+                t_out, t_feat = teacher(clips[:, t], carry(teacher, t_state, flows, t), return_features=True)
             frame["kd"] = kd_term(kd_loss, kd_mode, s_out, s_feat, t_out, t_feat)
-            t_state = t_feat.get("bottleneck")
-        s_state = s_feat.get("bottleneck")
+            t_state = t_out if carries_output(teacher) else t_feat.get("bottleneck")
+        s_state = s_out if carries_output(student) else s_feat.get("bottleneck")
         sums = {k: sums[k] + v if k in sums else v for k, v in frame.items()}
     return {k: v / clips.shape[1] for k, v in sums.items()}
 
@@ -249,15 +258,35 @@ def _calibrated_student(cfg: QATConfig, student_fp32: EFM, data_of) -> EFM:
     student = quantize_model(student_fp32, cfg.act_method, cfg.weight_method)
     calib_data = data_of(cfg.seed + 202)
     target = ClipRunner(student) if is_streaming(student) else student
-    calibrate(
-        target, (torch.from_numpy(calib_data.batch(i, cfg.batch_size)[0]) for i in range(cfg.calib_batches))
-    )
+    inputs = (calib_data.batch(i, cfg.batch_size) for i in range(cfg.calib_batches))
+    # Clips of a model that carries its output come with their flows.
+    calibrate(target, ((torch.from_numpy(b[0]), *map(torch.from_numpy, b[2:])) for b in inputs))
+    if cfg.base_qat:
+        adopt_frozen(student, cfg.base_qat)
     return student
 
 
-def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray] | None):
+def adopt_frozen(student: EFM, path: str) -> list[str]:
+    """Load the tensors of QAT checkpoint ``path`` that ``student`` has too (same name and shape)
+    and freeze those parameters; the names loaded. Refuses a checkpoint that shares nothing."""
+    payload = read_checkpoint(path)
+    if payload.get("kind") != "qat":
+        raise ConfigError(f"--base-qat {path}: expected a QAT checkpoint, got kind {payload.get('kind')!r}")
+    own = student.state_dict()
+    shared = {k: v for k, v in payload["state_dict"].items() if k in own and own[k].shape == v.shape}
+    if not shared:
+        raise ConfigError(f"--base-qat {path}: no tensor matches the student's")
+    student.load_state_dict(shared, strict=False)
+    for name, param in student.named_parameters():
+        if name in shared:
+            param.requires_grad_(False)
+    return sorted(shared)
+
+
+def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray] | None, flows: bool = False):
     """``seed -> training data``: stills (``SyntheticPairs``) or, for a streaming student, clips
-    (``ClipPairs``; the training videos too unless ``train_images`` are given)."""
+    (``ClipPairs``; the training videos too unless ``train_images`` are given; with their flows
+    for a student that carries its output)."""
     split = "train" if streaming else training_split(cfg.task, cfg.data)
     images = train_images if train_images is not None else [p.load() for p in photos(split)]
     if not streaming:
@@ -265,7 +294,7 @@ def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray]
     from qdr_core.data.clips import ClipPairs, training_videos
 
     videos = training_videos() if train_images is None else []
-    return lambda seed: ClipPairs(cfg.task, images, videos, cfg.patch, cfg.clip_frames, seed)
+    return lambda seed: ClipPairs(cfg.task, images, videos, cfg.patch, cfg.clip_frames, seed, flows=flows)
 
 
 def _optimizer(
@@ -335,7 +364,7 @@ def _qat_loop(
     history, running, budget, done = [], [], Budget(cfg.time_budget), 0
     t0 = time.time()
     batches = batch_stream(data, cfg.batch_size, 0, cfg.iters, cfg.workers, device.type == "cuda")
-    for step, (degraded, clean) in enumerate(batches):
+    for step, tensors in enumerate(batches):
         # Cosine decay of the weights' rate; LMR magnitudes keep a constant rate.
         factor = 0.5 * (1 + math.cos(math.pi * min(1.0, max(step / max(1, cfg.iters), budget.fraction()))))
         optimizer.param_groups[0]["lr"] = base_lrs[0] * (0.01 + 0.99 * factor)
@@ -344,7 +373,7 @@ def _qat_loop(
         # Gradient-norm balancing needs frequent measurements; otherwise only at log steps.
         every = 5 if getattr(balancer, "needs_grad_norms", False) else cfg.log_every
         log_now = done % cfg.log_every == 0 or last or step == 0
-        batch = (degraded.to(device, non_blocking=True), clean.to(device, non_blocking=True))
+        batch = tuple(t.to(device, non_blocking=True) for t in tensors)
         logs = qat_step(
             student, teacher, batch, optimizer, rec_loss, kd_loss, cfg.kd, balancer,
             measure_grads=log_now or done % every == 0,
@@ -383,7 +412,7 @@ def fit_qat(
     init_path = cfg.student_init or cfg.teacher
     student_fp32, init_payload = load_fp32_model(init_path)
     streaming = is_streaming(student_fp32)
-    data_of = _data_source(cfg, streaming, train_images)
+    data_of = _data_source(cfg, streaming, train_images, carries_output(student_fp32))
     t0 = time.time()
     student = _calibrated_student(cfg, student_fp32, data_of)
     calib_seconds = time.time() - t0

@@ -3,7 +3,9 @@
 A clip batch is ``N x T x 3 x H x W`` (degraded and clean). The first frame of each clip gets the
 zero state (as the runtimes feed after every reset), so the still path is trained too; the state is
 carried through all T frames and gradients flow back through it (truncated back-propagation
-through time: one clip). The per-frame losses are reported separately: the first frame's is the
+through time: one clip). A model whose state is its previous output (``EFMConfig(state="output")``)
+gets that output warped to each next frame by the clip's flows (``data.clips.ClipPairs(flows=True)``:
+the runtimes' own motion estimate, ``runtime.motion``), as the runtimes do. The per-frame losses are reported separately: the first frame's is the
 still restoration, the later ones show what the state adds.
 """
 
@@ -21,10 +23,48 @@ def is_streaming(model: nn.Module) -> bool:
     return bool(getattr(getattr(getattr(model, "module", model), "cfg", None), "temporal", False))
 
 
+def carries_output(model: nn.Module) -> bool:
+    """Whether ``model``'s state is its previous output, aligned by flow (``state: output``)."""
+    cfg = getattr(getattr(model, "module", model), "cfg", None)
+    return bool(getattr(cfg, "temporal", False)) and getattr(cfg, "state", "") == "output"
+
+
+def warp_state(state: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``N x C x H x W`` state sampled at p + flow(p) (``flow``: ``N x 2 x H x W``, dx and dy in
+    pixels; bilinear, edges replicated): the torch twin of ``runtime.motion.warp_state``."""
+    h, w = state.shape[2:]
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=state.device, dtype=state.dtype),
+        torch.arange(w, device=state.device, dtype=state.dtype),
+        indexing="ij",
+    )
+    gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
+    gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
+    grid = torch.stack([gx, gy], dim=-1)
+    return nn.functional.grid_sample(state, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def carry(
+    model: nn.Module, state: torch.Tensor | None, flows: torch.Tensor | None, t: int
+) -> torch.Tensor | None:
+    """The state frame ``t`` of a clip gets: the previous one, warped by ``flows[:, t]`` for a model
+    that carries its output."""
+    if state is None or not carries_output(model):
+        return state
+    if flows is None:
+        raise ConfigError("a model that carries its output needs the clips' flows (ClipPairs(flows=True))")
+    return warp_state(state, flows[:, t])
+
+
 def clip_losses(
-    model: nn.Module, degraded: torch.Tensor, clean: torch.Tensor, loss_fn: nn.Module
+    model: nn.Module,
+    degraded: torch.Tensor,
+    clean: torch.Tensor,
+    loss_fn: nn.Module,
+    flows: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
-    """The loss of every frame of a clip batch restored as one stream per clip."""
+    """The loss of every frame of a clip batch restored as one stream per clip (``flows``:
+    ``N x T x 2 x H x W``, needed by a model that carries its output)."""
     if degraded.ndim != 5 or degraded.shape != clean.shape:
         raise ConfigError(
             f"expected N x T x 3 x H x W clips of equal shape, got {tuple(degraded.shape)} and {tuple(clean.shape)}"
@@ -34,7 +74,7 @@ def clip_losses(
     state = None
     losses = []
     for t in range(degraded.shape[1]):
-        out, state = model(degraded[:, t], state)
+        out, state = model(degraded[:, t], carry(model, state, flows, t))
         losses.append(loss_fn(out, clean[:, t]))
     return losses
 
@@ -46,15 +86,16 @@ def stream_train_step(
     clean: torch.Tensor,
     loss_fn: nn.Module | None = None,
     grad_clip: float = 0.0,
+    flows: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One optimiser step on a clip batch; the mean loss, the first frame's and the last frame's."""
     model.train()
-    losses = clip_losses(model, degraded, clean, loss_fn or CharbonnierLoss())
+    losses = clip_losses(model, degraded, clean, loss_fn or CharbonnierLoss(), flows)
     loss = torch.stack(losses).mean()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip)
     optimizer.step()
     return {"loss": loss.item(), "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
 
@@ -67,10 +108,10 @@ class ClipRunner(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+    def forward(self, clips: torch.Tensor, flows: torch.Tensor | None = None) -> torch.Tensor:
         state, outs = None, []
         for t in range(clips.shape[1]):
-            out, state = self.model(clips[:, t], state)
+            out, state = self.model(clips[:, t], carry(self.model, state, flows, t))
             outs.append(out)
         return torch.stack(outs, 1)
 

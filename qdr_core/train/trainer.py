@@ -74,13 +74,14 @@ def train_step(
     """One optimisation step on ``(degraded, clean)``; returns floats for logging. Clip batches
     (``N x T x 3 x H x W``, a streaming model) are unrolled through the state (``stream_train_step``)."""
     model.train()
-    degraded, clean = batch
+    degraded, clean, *flows = batch
     if degraded.ndim == 5:
-        return stream_train_step(model, optimizer, degraded, clean, loss_fn, grad_clip)
+        return stream_train_step(model, optimizer, degraded, clean, loss_fn, grad_clip, *flows)
     optimizer.zero_grad(set_to_none=True)
     loss = loss_fn(model(degraded), clean)
     loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    grad_norm = nn.utils.clip_grad_norm_(trainable, grad_clip if grad_clip > 0 else float("inf"))
     optimizer.step()
     return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
 
@@ -118,9 +119,9 @@ class _Batches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        degraded, clean = self.data.batch(self.start + i, self.batch_size)
-        return torch.from_numpy(degraded), torch.from_numpy(clean)
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        """``(degraded, clean)``, plus the flows of clips for a model that carries its output."""
+        return tuple(torch.from_numpy(a) for a in self.data.batch(self.start + i, self.batch_size))
 
 
 def _one_thread(_: int) -> None:
@@ -198,8 +199,15 @@ def _training_data(cfg: TrainConfig, rank: int, images: list[np.ndarray] | None 
         from qdr_core.data.clips import ClipPairs, training_videos
 
         images = [p.load() for p in photos("train")]
+        flows = preset_config(cfg.preset).state == "output"
         return ClipPairs(
-            cfg.task, images, training_videos(), cfg.patch, cfg.clip_frames, cfg.seed + 7919 * rank
+            cfg.task,
+            images,
+            training_videos(),
+            cfg.patch,
+            cfg.clip_frames,
+            cfg.seed + 7919 * rank,
+            flows=flows,
         )
     if cfg.input_dir or cfg.target_dir:
         return PairedFolderPairs(
@@ -244,6 +252,26 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def freeze_except(model: nn.Module, prefixes: str) -> list[nn.Parameter]:
+    """Freeze every parameter whose name starts with none of the comma-separated ``prefixes``
+    (empty: train everything); the parameters left to train. ``output_fusion`` trains only the
+    fusion of a streaming model on top of its single-frame network's weights."""
+    wanted = tuple(p for p in prefixes.split(",") if p)
+    if not wanted:
+        return list(model.parameters())
+    trainable = []
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(wanted))
+        if param.requires_grad:
+            trainable.append(param)
+    if not trainable:
+        names = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
+        raise ConfigError(
+            f"--train-only {prefixes!r} matches no parameter; top-level modules: {', '.join(names)}"
+        )
+    return trainable
+
+
 def _model_and_optimizer(
     cfg: TrainConfig, device: torch.device, verbose: bool, budget: Budget | None = None
 ) -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -255,9 +283,8 @@ def _model_and_optimizer(
         if verbose:
             print(f"initialised from {cfg.init}; {len(fresh)} tensors keep their own init")
     model = model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
-    )
+    trainable = freeze_except(model, cfg.train_only)
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     clock = budget.fraction if budget is not None else (lambda: 0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(s, cfg, clock()))
     return model, optimizer, scheduler
@@ -340,8 +367,8 @@ def fit(
         bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.task}", unit="it", dynamic_ncols=True)
     t0, running, done = time.time(), [], start
     batches = batch_stream(data, cfg.batch_size, start, cfg.iters, cfg.workers, device.type == "cuda")
-    for step, (degraded, clean) in enumerate(batches, start):
-        batch = (degraded.to(device, non_blocking=True), clean.to(device, non_blocking=True))
+    for step, tensors in enumerate(batches, start):
+        batch = tuple(t.to(device, non_blocking=True) for t in tensors)
         logs = train_step(train_model, batch, optimizer, loss_fn, cfg.grad_clip)
         scheduler.step()
         running.append(logs["loss"])

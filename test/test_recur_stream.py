@@ -237,8 +237,8 @@ def test_training_only_the_fusion_leaves_the_still_network_alone(tmp_path):
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("output_fusion.") for k in changed)
-    # The gate reads the (aligned) past: its input conv got a gradient through the recursion.
-    assert "output_fusion.in_p.weight" in changed
+    # The past (zero at the first frame) reached the difference conv through the recursion.
+    assert "output_fusion.diff_p.weight" in changed
     with pytest.raises(ConfigError, match="matches no parameter"):
         freeze_except(build_model("efm-t"), "nothing_here")
 

@@ -73,16 +73,31 @@ class OutputFusion(nn.Module):
     the previous frame's output ``p`` (already aligned to this frame by the runtime's motion
     estimate, ``runtime.motion``) and the degraded frame ``x``.
 
-    ``g`` (one channel) says where the aligned past may replace the present: it reads learned
-    differences of ``y``, ``p`` and ``x``, so it closes where the alignment failed (occlusions,
-    moving objects the flow missed) and on the zero state of a stream's first frame. ``r`` is a
-    small learned correction (3 channels). Both start at "use the present only" (``r`` zero, ``g``
-    bias -3), so an untrained fusion returns ``y`` plus ~5 % of the past. ``p - y`` is two 1x1 convs
-    (identity and minus identity at init) and an Add, keeping the op set Conv/Relu/Add/Mul/Sigmoid.
+    ``g`` (one channel) says where the aligned past may replace the present. Its logit has two
+    parts: ``gate_d(m)``, a function of ``m``, the local mean of ``|p - y|`` (5x5, all channels),
+    initialised to a recursive filter's classic rule (trust the past ~80 % where it agrees with the
+    present, little where it differs by more than ~8 grey levels: misaligned, occluded, moved, or
+    the zero state of a stream's first frame), and ``gate_f(f)``, learned features of ``y``, ``p``
+    and ``x`` (zero at init). ``r`` is a small learned correction from the same features (zero at
+    init). ``|p - y|`` is ``relu(d) + relu(-d)`` of ``d = p - y`` (1x1 convs, identity and minus
+    identity at init), so the op set stays Conv/Relu/Add/Mul/Sigmoid.
     """
 
     def __init__(self, hidden: int = 16) -> None:
         super().__init__()
+        # d = p - y
+        self.diff_p = nn.Conv2d(3, 3, 1, bias=False)
+        self.diff_y = nn.Conv2d(3, 3, 1, bias=False)
+        self.diff_add = Add()
+        # m = local mean |d|
+        self.pos_act = nn.ReLU()
+        self.negate = nn.Conv2d(3, 3, 1, bias=False)
+        self.neg_act = nn.ReLU()
+        self.mean_pos = nn.Conv2d(3, 1, 5, padding=2, bias=False)
+        self.mean_neg = nn.Conv2d(3, 1, 5, padding=2, bias=False)
+        self.mean_add = Add()
+        self.gate_d = nn.Conv2d(1, 1, 1)
+        # learned features of the present, the past and the input
         self.in_y = nn.Conv2d(3, hidden, 3, padding=1)
         self.in_p = nn.Conv2d(3, hidden, 3, padding=1, bias=False)
         self.in_x = nn.Conv2d(3, hidden, 3, padding=1, bias=False)
@@ -91,34 +106,41 @@ class OutputFusion(nn.Module):
         self.act1 = nn.ReLU()
         self.mid = nn.Conv2d(hidden, hidden, 3, padding=1)
         self.act2 = nn.ReLU()
-        self.gate = nn.Conv2d(hidden, 1, 3, padding=1)
+        self.gate_f = nn.Conv2d(hidden, 1, 3, padding=1, bias=False)
+        self.gate_add = Add()
         self.gate_act = nn.Sigmoid()
         self.correction = nn.Conv2d(hidden, 3, 3, padding=1)
-        self.diff_p = nn.Conv2d(3, 3, 1, bias=False)
-        self.diff_y = nn.Conv2d(3, 3, 1, bias=False)
-        self.diff_add = Add()
         self.mul = Mul()
         self.blend_add = Add()
         self.out_add = Add()
+        eye = torch.eye(3)[:, :, None, None]
         with torch.no_grad():
-            self.diff_p.weight.copy_(torch.eye(3)[:, :, None, None])
-            self.diff_y.weight.copy_(-torch.eye(3)[:, :, None, None])
+            self.diff_p.weight.copy_(eye)
+            self.diff_y.weight.copy_(-eye)
+            self.negate.weight.copy_(-eye)
+            self.mean_pos.weight.fill_(1.0 / 75)
+            self.mean_neg.weight.fill_(1.0 / 75)
+            # sigmoid(1.4 - 76 m): 0.80 at m = 0, 0.29 at m = 0.03 (8 grey levels), ~0 beyond 0.1.
+            self.gate_d.weight.fill_(-76.0)
+            self.gate_d.bias.fill_(1.4)
+        nn.init.zeros_(self.gate_f.weight)
         nn.init.zeros_(self.correction.weight)
         nn.init.zeros_(self.correction.bias)
-        nn.init.constant_(self.gate.bias, -3.0)
 
     def forward(self, y: torch.Tensor, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        d = self.diff_add(self.diff_p(p), self.diff_y(y))
+        m = self.mean_add(self.mean_pos(self.pos_act(d)), self.mean_neg(self.neg_act(self.negate(d))))
         f = self.act1(self.in_add2(self.in_add1(self.in_y(y), self.in_p(p)), self.in_x(x)))
         f = self.act2(self.mid(f))
-        g = self.gate_act(self.gate(f))
-        blended = self.blend_add(y, self.mul(g, self.diff_add(self.diff_p(p), self.diff_y(y))))
+        g = self.gate_act(self.gate_add(self.gate_d(m), self.gate_f(f)))
+        blended = self.blend_add(y, self.mul(g, d))
         return self.out_add(blended, self.correction(f))
 
     def shared_inputs(self) -> list[SharedInput]:
-        """``y`` feeds its input conv, the difference and the blend; ``p`` two convs; ``f`` (the
-        mid conv's output after ReLU) the gate and the correction."""
+        """``y`` feeds its input conv, the difference and the blend; ``p`` two convs; ``d`` its
+        ReLU (no quantizer) and the negation; ``f`` the gate and the correction."""
         return [
             [(self.in_y, 0), (self.diff_y, 0), (self.blend_add, 0)],
             [(self.in_p, 0), (self.diff_p, 0)],
-            [(self.gate, 0), (self.correction, 0)],
+            [(self.gate_f, 0), (self.correction, 0)],
         ]

@@ -273,3 +273,32 @@ def test_qat_keeps_the_shipped_still_path_and_trains_the_fusion(tmp_path, teache
         fit_qat(QATConfig(task="noise", teacher=str(teacher), out=str(tmp_path / "x.pt"), iters=1, batch_size=1,
                           patch=32, calib_batches=1, val_every=-1, clip_frames=2, device="cpu",
                           base_qat=str(teacher)), progress=False, train_images=images)  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["noise", "lowlight"])
+def test_shipped_stream_files_keep_the_shipped_still_path_and_use_the_past(task):
+    """models/<task>/stream/int8_cpu.onnx: its first frame (zero state) is the shipped single-frame
+    INT8 restoration to within two grey levels (the fusion re-quantizes y and adds its correction);
+    on a still camera the later frames differ from it (the aligned past is used) and are closer to
+    the clean frame."""
+    from qdr_core.data.clips import ClipDegrader
+    from qdr_core.paths import source_root
+
+    models = source_root() / "models" / task
+    clean = _scene(96, 128, seed=5)
+    degrader = ClipDegrader(task, 7, n_frames=6)  # one severity for the clip, fresh noise per frame
+    frames = [degrader(t, clean) for t in range(6)]
+    with (
+        load_runtime(
+            str(models / "stream" / "int8_cpu.onnx"), backend="onnxruntime", num_threads=1
+        ) as stream_rt,
+        load_runtime(str(models / "int8_cpu.onnx"), backend="onnxruntime", num_threads=1) as single,
+    ):
+        assert stream_rt.streaming and stream_rt.state_align == "flow"
+        session = StreamSession(stream_rt)
+        streamed = [session.infer(f) for f in frames]
+        still = [single.infer(f) for f in frames]
+    assert np.abs(streamed[0] - still[0]).mean() < 2 / 255
+    assert np.abs(streamed[1] - still[1]).mean() > 1 / 255
+    error = lambda outs: float(np.mean([(a - clean) ** 2 for a in outs[1:]]))  # noqa: E731
+    assert error(streamed) < error(still)

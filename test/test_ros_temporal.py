@@ -38,9 +38,10 @@ def restore(run, msg: Image) -> bytes:
     return bytes(restore_raw(run, msg.height, msg.width, msg.encoding, msg.step, msg.data).data)
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return write_random_model(tmp_path_factory.mktemp("model"), preset="efm-t-stream", seed=5).onnx
+@pytest.fixture(scope="module", params=["efm-t-stream", "efm-t-recur"])
+def model(request, tmp_path_factory) -> Path:
+    """Both streaming designs: a bottleneck state, and the previous output the session aligns by flow."""
+    return write_random_model(tmp_path_factory.mktemp("model"), preset=request.param, seed=5).onnx
 
 
 def test_node_state_resets_on_stamp_jump_resolution_change_and_service(model, tmp_path):

@@ -108,6 +108,10 @@ PRESETS: dict[str, EFMConfig] = {
     "efm-s-recur": EFMConfig(
         width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True, state="output"
     ),
+    # The same fusion over the haze model's network (efm-s-ctx5).
+    "efm-s-ctx5-recur": EFMConfig(
+        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5, temporal=True, state="output"
+    ),
     # The all-conditions `auto` model: efm-s-ctx5 plus the global condition descriptor; same
     # weights as efm-s-ctx5 where they overlap, so it can start from the haze model.
     "efm-s-auto": EFMConfig(

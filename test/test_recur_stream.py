@@ -4,6 +4,9 @@ twin for training, the exports, and training only the fusion over frozen single-
 
 from __future__ import annotations
 
+import itertools
+
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -279,13 +282,15 @@ def test_qat_keeps_the_shipped_still_path_and_trains_the_fusion(tmp_path, teache
 def test_shipped_stream_files_keep_the_shipped_still_path_and_use_the_past(task):
     """models/<task>/stream/int8_cpu.onnx: its first frame (zero state) is the shipped single-frame
     INT8 restoration to within two grey levels (the fusion re-quantizes y and adds its correction);
-    on a still camera the later frames differ from it (the aligned past is used) and are closer to
-    the clean frame."""
+    on a still camera the later frames differ from it (the aligned past is used) and change less
+    from frame to frame; for noise they are also closer to the clean frame."""
     from qdr_core.data.clips import ClipDegrader
     from qdr_core.paths import source_root
 
     models = source_root() / "models" / task
-    clean = _scene(96, 128, seed=5)
+    # A bundled frame of vtest.avi (a static camera): the same scene 6 times, fresh noise each.
+    bgr = cv2.imread(str(source_root() / "demo" / "images" / "vtest_0060.jpg"))
+    clean = cv2.resize(bgr, (192, 144), interpolation=cv2.INTER_AREA)[..., ::-1].astype(np.float32) / 255
     degrader = ClipDegrader(task, 7, n_frames=6)  # one severity for the clip, fresh noise per frame
     frames = [degrader(t, clean) for t in range(6)]
     with (
@@ -300,5 +305,9 @@ def test_shipped_stream_files_keep_the_shipped_still_path_and_use_the_past(task)
         still = [single.infer(f) for f in frames]
     assert np.abs(streamed[0] - still[0]).mean() < 2 / 255
     assert np.abs(streamed[1] - still[1]).mean() > 1 / 255
-    error = lambda outs: float(np.mean([(a - clean) ** 2 for a in outs[1:]]))  # noqa: E731
-    assert error(streamed) < error(still)
+    # A static camera: the stream changes less from frame to frame (the warping error, issue #14).
+    change = lambda outs: float(np.mean([np.abs(b - a).mean() for a, b in itertools.pairwise(outs)]))  # noqa: E731
+    assert change(streamed) < 0.7 * change(still)
+    if task == "noise":  # low light gains on some clips and loses on others (docs/streaming.md)
+        error = lambda outs: float(np.mean([(a - clean) ** 2 for a in outs[1:]]))  # noqa: E731
+        assert error(streamed) < error(still)

@@ -22,7 +22,8 @@ def _data_files() -> list[tuple[str, list[str]]]:
         (f"share/{PACKAGE}/launch", sorted(glob("launch/*.launch.py"))),
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
     ]
-    for task_dir in sorted(glob("models/*/")):
+    # models/<task>/ and its opt-in variants (models/<task>/realistic/, models/<task>/stream/).
+    for task_dir in sorted(glob("models/*/") + glob("models/*/*/")):
         shipped = sorted(glob(f"{task_dir}*.onnx") + glob(f"{task_dir}*.pt") + glob(f"{task_dir}*.md"))
         if shipped:
             files.append((f"share/{PACKAGE}/{task_dir.rstrip('/')}", shipped))

@@ -131,3 +131,21 @@ def test_the_picture_lists_every_layer() -> None:
     names = {n.strip(" ()") for line in layers.split("\n") for n in line.replace(":", "|").split("|")}
     picture = (ROOT / "docs" / "architecture.md").read_text().split("## The layers")[1].split("```")[1]
     assert {n for n in names if n} <= set(picture.replace("|", " ").replace(":", " ").split())
+
+
+def test_setup_installs_every_model_file_including_the_opt_in_folders():
+    """`colcon build` must install models/<task>/ and its realistic/ and stream/ variants: a node
+    pointed at `model_path: models/noise/stream/int8_cpu.onnx` finds it in the share dir."""
+    root = source_root()
+    source = (root / "setup.py").read_text()
+    namespace = {"__file__": str(root / "setup.py")}
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        exec(compile(source.split("\nsetup(")[0], "setup.py", "exec"), namespace)
+        installed = {str(Path(f)) for _, files in namespace["_data_files"]() for f in files}
+    finally:
+        os.chdir(cwd)
+    wanted = {str(p.relative_to(root)) for p in root.glob("models/**/*.onnx")}
+    assert wanted and "models/noise/stream/int8_cpu.onnx" in wanted
+    assert wanted <= installed, sorted(wanted - installed)

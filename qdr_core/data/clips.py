@@ -29,7 +29,7 @@ from qdr_core.data.degrade.common import SEVERITIES, level_of, uniform
 from qdr_core.data.degrade.pipeline import Condition, FramePlan, condition_rng, synthesize
 from qdr_core.data.sources import MAX_SIDE, OPENCV_DATA, frame_rgb, photos
 from qdr_core.errors import DataError
-from qdr_core.runtime.motion import stream_flow
+from qdr_core.runtime.motion import MotionAligner
 from qdr_core.tasks import TASKS
 
 
@@ -311,7 +311,7 @@ class ClipPairs:
         images: clean float32 RGB photos.
         videos: clean frame sequences (uint8 or float RGB), each at least ``n_frames`` long.
         flows: also give each clip's frame-to-previous-frame flows, estimated on the degraded
-            frames as the runtimes do (``runtime.motion.stream_flow``; zeros for the first frame),
+            frames as the runtimes do (``runtime.motion.MotionAligner``; zeros for the first frame),
             for a model that carries its output (``train.stream.carry``).
     """
 
@@ -364,8 +364,11 @@ class ClipPairs:
         if not self.flows:
             return out
         flows = np.zeros((*out[0].shape[:3], 2), np.float32)
-        for t in range(1, len(degraded)):
-            flows[t] = stream_flow(out[0][t - 1], out[0][t])
+        aligner = MotionAligner()  # the runtime's own motion estimate, frame by frame
+        for t, frame in enumerate(out[0]):
+            flow = aligner.observe(np.moveaxis(frame, 2, 0))
+            if flow is not None:
+                flows[t] = flow
         return (*out, flows)
 
     def batch(self, index: int, batch_size: int) -> tuple[np.ndarray, ...]:

@@ -34,7 +34,7 @@ def temporal_metadata(model: nn.Module) -> dict[str, str]:
     if not getattr(getattr(model, "cfg", None), "temporal", False):
         return {}
     meta = {"temporal": "1", "state_stride": str(model.state_stride)}
-    if model.cfg.state == "output":
+    if model.cfg.aligned_state:
         meta["state_align"] = "flow"
     return meta
 

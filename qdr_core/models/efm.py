@@ -72,6 +72,12 @@ class EFMConfig:
         if self.state not in STATE_KINDS:
             raise ConfigError(f"unknown state {self.state!r}; choose one of {', '.join(STATE_KINDS)}")
 
+    @property
+    def aligned_state(self) -> bool:
+        """A streaming model whose state is its previous output, which the runtimes align to the
+        next frame by optical flow (``state_align: flow`` in its files)."""
+        return self.temporal and self.state == "output"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -139,7 +145,7 @@ class EFM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.size_multiple = 4 * 2**cfg.context_levels
-        recur = cfg.temporal and cfg.state == "output"
+        recur = cfg.aligned_state
         #: A bottleneck state has 1/4 of the padded frame's resolution; an output state all of it.
         self.state_stride = 1 if recur else 4
         c, c2 = cfg.width, 2 * cfg.width
@@ -182,7 +188,8 @@ class EFM(nn.Module):
         self, x: torch.Tensor, state: torch.Tensor | None = None, return_features: bool = False
     ) -> torch.Tensor | tuple:
         """Single-frame: ``out``; temporal: ``(out, state_out)``. With ``return_features`` both
-        return ``(out, features)`` (a temporal model's ``state_out`` is ``features["bottleneck"]``)."""
+        return ``(out, features)`` (a temporal model's ``state_out`` is ``features["state"]``: its
+        bottleneck, or its output when ``cfg.aligned_state``)."""
         enc = self.encoder(self.stem_act(self.stem(x)))
         h = self.context(self.down_act(self.down(enc)))
         if self.fusion is not None:
@@ -197,18 +204,14 @@ class EFM(nn.Module):
                 bottleneck = block(bottleneck, scale)
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
-        features = {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
         if self.output_fusion is not None:
-            if state is None:
-                state = x.new_zeros(x.shape)
-            features["still"] = out
-            out = self.output_fusion(out, state, x)
-            if return_features:
-                return out, features
-            return out, out
+            out = self.output_fusion(out, x.new_zeros(x.shape) if state is None else state, x)
+        features = {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
+        if self.cfg.temporal:
+            features["state"] = out if self.output_fusion is not None else bottleneck
         if return_features:
             return out, features
-        return (out, bottleneck) if self.fusion is not None else out
+        return (out, features["state"]) if self.cfg.temporal else out
 
     def shared_inputs(self) -> list[SharedInput]:
         """Every group of layers that read one tensor: the network input (stem conv and global

@@ -41,33 +41,21 @@ def stream_flow(previous: np.ndarray, current: np.ndarray, scale: int = FLOW_SCA
     one size): pixel p of ``current`` shows what ``previous`` had at p + flow(p)."""
     if previous.shape != current.shape or current.ndim != 3:
         raise ValueError(f"flow needs two HxWx3 frames of one size, got {previous.shape} and {current.shape}")
-    grey = [_grey(np.moveaxis(f, 2, 0), scale) for f in (previous, current)]
-    return _flow(*grey, current.shape[:2], _dis())
-
-
-def _dis() -> cv2.DISOpticalFlow:
-    return cv2.DISOpticalFlow_create(DIS_PRESET)
-
-
-def _flow(
-    previous: np.ndarray, current: np.ndarray, size: tuple[int, int], dis: cv2.DISOpticalFlow
-) -> np.ndarray:
-    flow = dis.calc(current, previous, None)
-    h, w = size
-    if flow.shape[:2] != (h, w):
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / flow.shape[1])
-    return np.ascontiguousarray(flow, dtype=np.float32)
+    aligner = MotionAligner(scale)
+    aligner.observe(np.moveaxis(previous, 2, 0))
+    return aligner.observe(np.moveaxis(current, 2, 0))
 
 
 class MotionAligner:
-    """Aligns a stream's state to each new frame: ``align(frame, state)`` warps ``state`` (the
-    previous frame's output, ``1 x C x H x W``) by the flow from ``frame`` to the previous frame
-    given. Keeps the previous frame's grey image, a DIS instance and the pixel grid (one per
-    stream and thread, like ``StreamSession``)."""
+    """Aligns a stream's state to each new frame: ``observe(planes)`` takes the next frame and
+    returns its flow to the previous one, ``warp(state, flow)`` brings the previous frame's output
+    (``1 x C x H x W``) to the new frame. Keeps the previous frame's grey image (each frame is
+    converted once), a DIS instance and the pixel grid: one per stream and thread, like
+    ``StreamSession``."""
 
     def __init__(self, scale: int = FLOW_SCALE) -> None:
         self.scale = scale
-        self._dis = _dis()
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
         self._previous: np.ndarray | None = None
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -75,13 +63,17 @@ class MotionAligner:
         self._previous = None
 
     def observe(self, planes: np.ndarray) -> np.ndarray | None:
-        """Take the next frame (3 x H x W float RGB planes in [0, 1]); the flow from it to the
+        """Take the next frame (3 x H x W float RGB planes in [0, 1]); the HxWx2 flow from it to the
         previous one (None for the first, or after a size change)."""
         grey = _grey(planes, self.scale)
         previous, self._previous = self._previous, grey
         if previous is None or previous.shape != grey.shape:
             return None
-        return _flow(previous, grey, planes.shape[1:], self._dis)
+        flow = self._dis.calc(grey, previous, None)
+        h, w = planes.shape[1:]
+        if flow.shape[:2] != (h, w):
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(w / flow.shape[1])
+        return np.ascontiguousarray(flow, dtype=np.float32)
 
     def warp(self, state: np.ndarray, flow: np.ndarray) -> np.ndarray:
         h, w = flow.shape[:2]

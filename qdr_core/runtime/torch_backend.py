@@ -70,7 +70,7 @@ class TorchRuntime(Runtime):
         if getattr(getattr(model, "cfg", None), "temporal", False):  # a streaming EFM
             self.streaming, self.state_stride = True, int(model.state_stride)
             self.state_channels = int(model.state_shape(1, 1, 1)[1])
-            if model.cfg.state == "output":
+            if model.cfg.aligned_state:
                 self.metadata["state_align"] = "flow"
         # A module has no static shapes; the contract's probe frame checks what it returns.
         self.signature = ModelSignature(

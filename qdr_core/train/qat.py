@@ -177,9 +177,7 @@ def qat_step(
             balancer.update(norms)
     total.backward()
     logs["grad_norm"] = float(
-        nn.utils.clip_grad_norm_(
-            [p for p in student.parameters() if p.requires_grad], grad_clip if grad_clip > 0 else math.inf
-        )
+        nn.utils.clip_grad_norm_(student.parameters(), grad_clip if grad_clip > 0 else math.inf)
     )
     optimizer.step()
     return logs
@@ -209,8 +207,8 @@ def frame_losses(
             with torch.no_grad():
                 t_out, t_feat = teacher(clips[:, t], carry(teacher, t_state, flows, t), return_features=True)
             frame["kd"] = kd_term(kd_loss, kd_mode, s_out, s_feat, t_out, t_feat)
-            t_state = t_out if carries_output(teacher) else t_feat.get("bottleneck")
-        s_state = s_out if carries_output(student) else s_feat.get("bottleneck")
+            t_state = t_feat.get("state")
+        s_state = s_feat.get("state")
         sums = {k: sums[k] + v if k in sums else v for k, v in frame.items()}
     return {k: v / clips.shape[1] for k, v in sums.items()}
 

@@ -26,7 +26,7 @@ def is_streaming(model: nn.Module) -> bool:
 def carries_output(model: nn.Module) -> bool:
     """Whether ``model``'s state is its previous output, aligned by flow (``state: output``)."""
     cfg = getattr(getattr(model, "module", model), "cfg", None)
-    return bool(getattr(cfg, "temporal", False)) and getattr(cfg, "state", "") == "output"
+    return bool(getattr(cfg, "aligned_state", False))
 
 
 def warp_state(state: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -95,7 +95,7 @@ def stream_train_step(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if grad_clip > 0:
-        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], grad_clip)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return {"loss": loss.item(), "loss_first": losses[0].item(), "loss_last": losses[-1].item()}
 

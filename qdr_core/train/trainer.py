@@ -80,8 +80,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     loss = loss_fn(model(degraded), clean)
     loss.backward()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    grad_norm = nn.utils.clip_grad_norm_(trainable, grad_clip if grad_clip > 0 else float("inf"))
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
     optimizer.step()
     return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
 
@@ -199,7 +198,6 @@ def _training_data(cfg: TrainConfig, rank: int, images: list[np.ndarray] | None 
         from qdr_core.data.clips import ClipPairs, training_videos
 
         images = [p.load() for p in photos("train")]
-        flows = preset_config(cfg.preset).state == "output"
         return ClipPairs(
             cfg.task,
             images,
@@ -207,7 +205,7 @@ def _training_data(cfg: TrainConfig, rank: int, images: list[np.ndarray] | None 
             cfg.patch,
             cfg.clip_frames,
             cfg.seed + 7919 * rank,
-            flows=flows,
+            flows=preset_config(cfg.preset).aligned_state,
         )
     if cfg.input_dir or cfg.target_dir:
         return PairedFolderPairs(

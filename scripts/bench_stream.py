@@ -1,7 +1,6 @@
 """Time the streaming preset against its single-frame model (onnxruntime, 640x480) and write
 benchmarks/results/stream_compute.json: FP32 and INT8 of random-weight stand-ins of both presets
-(the ``qdr bench --presets efm-s,efm-s-stream`` rows; ``--stream-preset efm-s-recur`` for the
-output-recursive one), and, with ``--pair SINGLE STREAM``, two model
+(the ``qdr bench --presets efm-s,efm-s-stream`` rows), and, with ``--pair SINGLE STREAM``, two model
 files (the streaming one restoring a stream, its state fed back every frame), interleaved.
 
     .venv/bin/python scripts/bench_stream.py [--threads 1] [--repeats 15] \
@@ -30,9 +29,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("SINGLE", "STREAM"))
     parser.add_argument("--no-presets", action="store_true", help="time only the --pair files")
-    parser.add_argument(
-        "--stream-preset", default="efm-s-stream", help="the streaming stand-in (efm-s-stream, efm-s-recur)"
-    )
     parser.add_argument("--cache", default=str(REPO / "runs" / "bench_models"), help="stand-in models")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "stream_compute.json"))
     args = parser.parse_args(argv)
@@ -43,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_before": os.getloadavg(),
     }
     if not args.no_presets:
-        single, stream = preset_scaling(["efm-s", args.stream_preset], *size, args.repeats, args.cache)
+        single, stream = preset_scaling(["efm-s", "efm-s-stream"], *size, args.repeats, args.cache)
         result["presets"] = {
             "macs_ratio": stream["gmacs"] / single["gmacs"],
             "int8_time_ratio": stream["int8_median_ms"] / single["int8_median_ms"],

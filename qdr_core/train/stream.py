@@ -3,10 +3,11 @@
 A clip batch is ``N x T x 3 x H x W`` (degraded and clean). The first frame of each clip gets the
 zero state (as the runtimes feed after every reset), so the still path is trained too; the state is
 carried through all T frames and gradients flow back through it (truncated back-propagation
-through time: one clip). A model whose state is its previous output (``EFMConfig(state="output")``)
+through time: one clip). A model whose state is its previous output (``EFMConfig.aligned_state``)
 gets that output warped to each next frame by the clip's flows (``data.clips.ClipPairs(flows=True)``:
-the runtimes' own motion estimate, ``runtime.motion``), as the runtimes do. The per-frame losses are reported separately: the first frame's is the
-still restoration, the later ones show what the state adds.
+the runtimes' own motion estimate, ``runtime.motion``), as the runtimes do. The per-frame losses
+are reported separately: the first frame's is the still restoration, the later ones show what the
+state adds.
 """
 
 from __future__ import annotations

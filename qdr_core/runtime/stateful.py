@@ -4,9 +4,10 @@
 one; ``reset()`` (or ``reset=True`` on a frame) drops it, so that frame is restored as a still (zero
 state). A model whose state is its previous output (``state_align: flow``) gets that output warped
 to the new frame by the optical flow between the two frames (``runtime.motion``). Which frames
-reset is decided by ``node.temporal.StreamState``; this module only carries the tensors. Frames of a stream are padded exactly as ``Runtime`` pads a still, so the state of one
-frame lines up with the next; a streaming model runs whole frames (never tiles), because the state
-is one tensor per frame.
+reset is decided by ``node.temporal.StreamState``; this module only carries the tensors. Frames
+of a stream are padded exactly as ``Runtime`` pads a still, so the state of one frame lines up
+with the next; a streaming model runs whole frames (never tiles), because the state is one tensor
+per frame.
 
 A session belongs to one stream and one thread: frames of a stream are restored in order.
 """

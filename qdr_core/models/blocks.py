@@ -32,6 +32,17 @@ class Mul(nn.Module):
         return a * b
 
 
+class Scale(nn.Module):
+    """Multiplication by a constant (an ONNX Mul with a constant operand)."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.register_buffer("value", torch.tensor(value), persistent=False)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return a * self.value
+
+
 class ResidualBlock(nn.Module):
     """``f + g * F(f)`` with ``F = conv3x3 -> ReLU -> conv3x3`` and ``g`` from LDG (or 1 without).
 

@@ -160,7 +160,7 @@ class EFM(nn.Module):
         self.down_act = nn.ReLU()
         self.context = ContextPyramid(c2, cfg.context_levels) if cfg.context_levels else nn.Identity()
         self.fusion = TemporalFusion(c2) if cfg.temporal and not recur else None
-        self.output_fusion = OutputFusion() if recur else None
+        self.output_fusion = OutputFusion(c) if recur else None
         self.bottleneck = nn.Sequential(
             *[ResidualBlock(c2, cfg.ldg, cfg.gate_channels) for _ in range(cfg.mid_blocks)]
         )
@@ -205,7 +205,7 @@ class EFM(nn.Module):
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
         if self.output_fusion is not None:
-            out = self.output_fusion(out, x.new_zeros(x.shape) if state is None else state, x)
+            out = self.output_fusion(out, x.new_zeros(x.shape) if state is None else state, dec)
         features = {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
         if self.cfg.temporal:
             features["state"] = out if self.output_fusion is not None else bottleneck
@@ -219,12 +219,12 @@ class EFM(nn.Module):
         groups: list[SharedInput] = []
         for module in self.modules():
             if isinstance(
-                module, (ResidualBlock, ContextPyramid, TemporalFusion, ConditionDescriptor, OutputFusion)
+                module, (ResidualBlock, ContextPyramid, TemporalFusion, ConditionDescriptor)
             ):
                 groups += module.shared_inputs()
         frame = [(self.stem, 0), (self.residual_add, 0)]
         if self.output_fusion is not None:
-            frame.append((self.output_fusion.in_x, 0))
+            groups.append([(self.head, 0), (self.output_fusion.in_dec, 0)])
         return [*groups, [(self.down, 0), (self.skip_add, 1)], frame]
 
     def gated_blocks(self) -> list[ResidualBlock]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qdr_core.models.blocks import Add, Mul, SharedInput
+from qdr_core.models.blocks import Add, Mul, Scale, SharedInput
 
 
 class TemporalFusion(nn.Module):
@@ -69,78 +69,61 @@ class TemporalFusion(nn.Module):
 
 
 class OutputFusion(nn.Module):
-    """Recursive fusion at full resolution: ``y + g * (p - y) + r`` on the still restoration ``y``,
-    the previous frame's output ``p`` (already aligned to this frame by the runtime's motion
-    estimate, ``runtime.motion``) and the degraded frame ``x``.
+    """Recursive fusion of the still restoration ``y`` with the previous frame's output ``p``
+    (already aligned to this frame by the runtime's motion estimate, ``runtime.motion``):
+    ``y + g * (p - y)``, with the gate ``g`` computed at 1/2 resolution, so that full resolution
+    sees only element-wise ops (small-channel convs at full resolution cost more time than the
+    whole single-frame network's 1/2-resolution layers).
 
-    ``g`` (one channel) says where the aligned past may replace the present. Its logit has two
-    parts: ``gate_d(m)``, a function of ``m``, the local mean of ``|p - y|`` (5x5, all channels),
-    initialised to a recursive filter's classic rule (trust the past ~80 % where it agrees with the
-    present, little where it differs by more than ~8 grey levels: misaligned, occluded, moved, or
-    the zero state of a stream's first frame), and ``gate_f(f)``, learned features of ``y``, ``p``
-    and ``x`` (zero at init). ``r`` is a small learned correction from the same features (zero at
-    init). ``|p - y|`` is ``relu(d) + relu(-d)`` of ``d = p - y`` (1x1 convs, identity and minus
-    identity at init), so the op set stays Conv/Relu/Add/Mul/Sigmoid.
+    ``d = p - y`` (full resolution) is folded to 1/2 resolution by a 2x2 stride-2 conv initialised
+    to plus and minus space-to-depth, so its ReLU holds ``|d|`` of every pixel. Features ``f`` of
+    ``|d|`` and of the decoder's features ``dec`` (1x1 convs) feed a 3x3 conv that gives the gate
+    logit of each pixel of a 2x2 cell (then depth-to-space). At init, one feature is the cell's
+    mean ``|d|`` and the gate is a recursive filter's classic rule on its 6x6 local mean ``m``,
+    ``sigmoid(1.4 - 76 m)``: trust the past ~80 % where it agrees with the present, little where
+    it differs by more than ~8 grey levels (misaligned, occluded, moved, or the zero state of a
+    stream's first frame); the other features start at zero. Ops: Conv / Relu / Add / Mul /
+    Sigmoid / DepthToSpace; ``-y`` is a Mul by a constant.
     """
 
-    def __init__(self, hidden: int = 16) -> None:
+    def __init__(self, dec_channels: int, hidden: int = 16) -> None:
         super().__init__()
+        cells = 2 * 2 * 3  # space-to-depth of a 3-channel frame
         # d = p - y
-        self.diff_p = nn.Conv2d(3, 3, 1, bias=False)
-        self.diff_y = nn.Conv2d(3, 3, 1, bias=False)
+        self.negate = Scale(-1.0)
         self.diff_add = Add()
-        # m = local mean |d|
-        self.pos_act = nn.ReLU()
-        self.negate = nn.Conv2d(3, 3, 1, bias=False)
-        self.neg_act = nn.ReLU()
-        self.mean_pos = nn.Conv2d(3, 1, 5, padding=2, bias=False)
-        self.mean_neg = nn.Conv2d(3, 1, 5, padding=2, bias=False)
-        self.mean_add = Add()
-        self.gate_d = nn.Conv2d(1, 1, 1)
-        # learned features of the present, the past and the input
-        self.in_y = nn.Conv2d(3, hidden, 3, padding=1)
-        self.in_p = nn.Conv2d(3, hidden, 3, padding=1, bias=False)
-        self.in_x = nn.Conv2d(3, hidden, 3, padding=1, bias=False)
-        self.in_add1 = Add()
-        self.in_add2 = Add()
-        self.act1 = nn.ReLU()
-        self.mid = nn.Conv2d(hidden, hidden, 3, padding=1)
-        self.act2 = nn.ReLU()
-        self.gate_f = nn.Conv2d(hidden, 1, 3, padding=1, bias=False)
-        self.gate_add = Add()
+        # [s2d(d), -s2d(d)] at 1/2 resolution; its ReLU is |d| of every pixel
+        self.fold = nn.Conv2d(3, 2 * cells, 2, stride=2, bias=False)
+        self.fold_act = nn.ReLU()
+        self.in_d = nn.Conv2d(2 * cells, hidden, 1)
+        self.in_dec = nn.Conv2d(dec_channels, hidden, 1, bias=False)
+        self.in_add = Add()
+        self.act = nn.ReLU()
+        self.gate = nn.Conv2d(hidden, 4, 3, padding=1)
         self.gate_act = nn.Sigmoid()
-        self.correction = nn.Conv2d(hidden, 3, 3, padding=1)
+        self.gate_shuffle = nn.PixelShuffle(2)
         self.mul = Mul()
         self.blend_add = Add()
-        self.out_add = Add()
-        eye = torch.eye(3)[:, :, None, None]
         with torch.no_grad():
-            self.diff_p.weight.copy_(eye)
-            self.diff_y.weight.copy_(-eye)
-            self.negate.weight.copy_(-eye)
-            self.mean_pos.weight.fill_(1.0 / 75)
-            self.mean_neg.weight.fill_(1.0 / 75)
-            # sigmoid(1.4 - 76 m): 0.80 at m = 0, 0.29 at m = 0.03 (8 grey levels), ~0 beyond 0.1.
-            self.gate_d.weight.fill_(-76.0)
-            self.gate_d.bias.fill_(1.4)
-        nn.init.zeros_(self.gate_f.weight)
-        nn.init.zeros_(self.correction.weight)
-        nn.init.zeros_(self.correction.bias)
+            s2d = torch.zeros(cells, 3, 2, 2)
+            for c in range(3):
+                for i in range(2):
+                    for j in range(2):
+                        s2d[c * 4 + i * 2 + j, c, i, j] = 1.0
+            self.fold.weight.copy_(torch.cat([s2d, -s2d]))
+            # f[0] = the cell's mean |d| (of its 4 pixels x 3 channels); the other features keep
+            # their random init (so they get gradients) but the gate starts reading only f[0] ...
+            self.in_d.weight[0].fill_(1.0 / cells)
+            self.in_d.bias[0] = 0.0
+            self.in_dec.weight[0].zero_()
+            # ... and the gate is sigmoid(1.4 - 76 m), m = mean of f[0] over 3x3 cells:
+            # 0.80 at m = 0, 0.29 at m = 0.03 (8 grey levels), ~0 beyond 0.1.
+            nn.init.zeros_(self.gate.weight)
+            self.gate.weight[:, 0].fill_(-76.0 / 9)
+            self.gate.bias.fill_(1.4)
 
-    def forward(self, y: torch.Tensor, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        d = self.diff_add(self.diff_p(p), self.diff_y(y))
-        m = self.mean_add(self.mean_pos(self.pos_act(d)), self.mean_neg(self.neg_act(self.negate(d))))
-        f = self.act1(self.in_add2(self.in_add1(self.in_y(y), self.in_p(p)), self.in_x(x)))
-        f = self.act2(self.mid(f))
-        g = self.gate_act(self.gate_add(self.gate_d(m), self.gate_f(f)))
-        blended = self.blend_add(y, self.mul(g, d))
-        return self.out_add(blended, self.correction(f))
-
-    def shared_inputs(self) -> list[SharedInput]:
-        """``y`` feeds its input conv, the difference and the blend; ``p`` two convs; ``d`` its
-        ReLU (no quantizer) and the negation; ``f`` the gate and the correction."""
-        return [
-            [(self.in_y, 0), (self.diff_y, 0), (self.blend_add, 0)],
-            [(self.in_p, 0), (self.diff_p, 0)],
-            [(self.gate_f, 0), (self.correction, 0)],
-        ]
+    def forward(self, y: torch.Tensor, p: torch.Tensor, dec: torch.Tensor) -> torch.Tensor:
+        d = self.diff_add(p, self.negate(y))
+        f = self.act(self.in_add(self.in_d(self.fold_act(self.fold(d))), self.in_dec(dec)))
+        g = self.gate_shuffle(self.gate_act(self.gate(f)))
+        return self.blend_add(y, self.mul(g, d))

@@ -96,14 +96,14 @@ def warp_state(
         else np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     )
     map1, map2 = cv2.convertMaps(xx + flow[..., 0], yy + flow[..., 1], cv2.CV_16SC2)
-    planes = [
+    warped = np.empty((1, state.shape[1], h, w), np.float32)
+    for c in range(state.shape[1]):
         cv2.remap(
-            np.ascontiguousarray(c, dtype=np.float32),
+            np.ascontiguousarray(state[0, c], dtype=np.float32),
             map1,
             map2,
             cv2.INTER_LINEAR,
+            dst=warped[0, c],
             borderMode=cv2.BORDER_REPLICATE,
         )
-        for c in state[0]
-    ]
-    return np.stack(planes)[None]
+    return warped

@@ -378,7 +378,7 @@ def fit(
                 bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if done % 25 == 0 or last:
                 _log_step(history, running, done, scheduler.get_last_lr()[0], t0)
-            if done % cfg.val_every == 0 or last:
+            if (cfg.val_every > 0 and done % cfg.val_every == 0) or last:
                 scores = evaluate_model(model, val_pairs)
                 history.append({"step": done, **scores})
                 line = f"step {done}: val PSNR {scores['psnr_input']:.2f} -> {scores['psnr_output']:.2f} dB"

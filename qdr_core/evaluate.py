@@ -56,7 +56,7 @@ def evaluate_clip(runtime: Any, clip: Clip, spec: str, seed: int, drift: bool = 
     """Degrade ``clip`` coherently (``ClipDegrader``), restore each frame, score it frame by frame
     (PSNR / SSIM) and over time (warping error and flicker of the input, the output and the clean
     clip's own warping error, the floor). A streaming runtime restores the clip as one stream (a
-    ``StreamSession`` from a zero state), any other frame by frame."""
+    ``StreamSession`` from the empty state), any other frame by frame."""
     degrader = ClipDegrader(spec, seed, n_frames=len(clip.frames), drift=drift)
     restore = StreamSession(runtime).infer if getattr(runtime, "streaming", False) else runtime.infer
     meter = TemporalMeter()

@@ -57,10 +57,6 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     if model.fusion is not None:  # so does the fusion's update: open it, or the gate gets no gradient
         with torch.no_grad():
             model.fusion.upd_prev.weight.normal_(0, 0.1)
-    if model.output_fusion is not None:  # the learned gate and correction start at zero: open them
-        with torch.no_grad():
-            model.output_fusion.gate_f.weight.normal_(0, 0.1)
-            model.output_fusion.correction.weight.normal_(0, 0.1)
     if model.condition is not None:  # so do the condition descriptor's heads
         with torch.no_grad():
             for conv in model.condition.heads:

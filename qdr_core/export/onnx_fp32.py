@@ -30,12 +30,14 @@ def temporal_metadata(model: nn.Module) -> dict[str, str]:
     """Metadata that tells runtimes a model is streaming and how its state is sized: ``temporal``
     and ``state_stride`` (the state of an HxW padded frame is H/stride x W/stride), plus
     ``state_align: flow`` when the state is the previous output (runtimes warp it to the next frame
-    by optical flow); empty for a single-frame model."""
+    by optical flow) and ``state_fill`` (the value of a stream's first state, ``EFM.state_fill``)
+    when the state is the previous output; empty for a single-frame model."""
     if not getattr(getattr(model, "cfg", None), "temporal", False):
         return {}
     meta = {"temporal": "1", "state_stride": str(model.state_stride)}
     if model.cfg.aligned_state:
         meta["state_align"] = "flow"
+        meta["state_fill"] = repr(float(model.state_fill))
     return meta
 
 

@@ -56,7 +56,8 @@ class _Reader:
 
 def _streaming_feeds(model: EFM, batches: Iterable[np.ndarray]) -> list[np.ndarray | dict]:
     """Calibration feeds of a streaming model: the batches as consecutive frames of one stream,
-    each with the state the float model carried from the previous one (zeros for the first), so
+    each with the state the float model carried from the previous one (its empty state for the
+    first), so
     the ranges are those of a running stream."""
     import torch
 
@@ -67,7 +68,7 @@ def _streaming_feeds(model: EFM, batches: Iterable[np.ndarray]) -> list[np.ndarr
             x = torch.from_numpy(np.ascontiguousarray(batch, np.float32))
             shape = model.state_shape(x.shape[0], x.shape[2], x.shape[3])
             if state is None or tuple(state.shape) != shape:
-                state = torch.zeros(shape)
+                state = model.empty_state(x.shape[0], x.shape[2], x.shape[3])
             feeds.append({"input": x.numpy(), "state_in": state.numpy()})
             state = model(x, state)[1]
     return feeds

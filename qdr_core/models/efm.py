@@ -21,7 +21,7 @@ from qdr_core.errors import ConfigError
 from qdr_core.models.blocks import Add, ResidualBlock, SharedInput
 from qdr_core.models.condition import ConditionDescriptor
 from qdr_core.models.context import ContextPyramid
-from qdr_core.models.streaming import OutputFusion, TemporalFusion
+from qdr_core.models.streaming import EMPTY_OUTPUT_STATE, OutputFusion, TemporalFusion
 
 #: What a streaming EFM carries to the next frame (``EFMConfig.state``).
 STATE_KINDS = ("bottleneck", "output")
@@ -139,7 +139,7 @@ class EFM(nn.Module):
     ``size_multiple`` (4, or 4 * 2**context_levels with a context pyramid).
 
     A temporal (streaming) EFM also takes and returns the state (``state_shape``); a missing state
-    is a zero state (the first frame of a stream)."""
+    is the empty state (``empty_state``: the first frame of a stream)."""
 
     def __init__(self, cfg: EFMConfig) -> None:
         super().__init__()
@@ -178,6 +178,19 @@ class EFM(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    @property
+    def state_fill(self) -> float:
+        """The value of every element of the state of a stream's first frame (``empty_state``):
+        0 for a bottleneck state, ``EMPTY_OUTPUT_STATE`` for an output state."""
+        return EMPTY_OUTPUT_STATE if self.output_fusion is not None else 0.0
+
+    def empty_state(self, batch: int, height: int, width: int, like: torch.Tensor | None = None) -> torch.Tensor:
+        """The state of the first frame of a stream of ``height x width`` (padded) frames."""
+        shape = self.state_shape(batch, height, width)
+        if like is None:
+            return torch.full(shape, self.state_fill)
+        return like.new_full(shape, self.state_fill)
+
     def state_shape(self, batch: int, height: int, width: int) -> tuple[int, int, int, int]:
         """NCHW shape of the state of a ``height x width`` (padded) frame: the bottleneck's or the
         output's."""
@@ -194,7 +207,7 @@ class EFM(nn.Module):
         h = self.context(self.down_act(self.down(enc)))
         if self.fusion is not None:
             if state is None:
-                state = h.new_zeros(self.state_shape(x.shape[0], x.shape[2], x.shape[3]))
+                state = self.empty_state(x.shape[0], x.shape[2], x.shape[3], like=h)
             h = self.fusion(h, state)
         if self.condition is None:
             bottleneck = self.bottleneck(h)
@@ -205,7 +218,9 @@ class EFM(nn.Module):
         dec = self.decoder(self.skip_add(self.up_shuffle(self.up(bottleneck)), enc))
         out = self.residual_add(x, self.head_shuffle(self.head(dec)))
         if self.output_fusion is not None:
-            out = self.output_fusion(out, x.new_zeros(x.shape) if state is None else state, dec)
+            if state is None:
+                state = self.empty_state(x.shape[0], x.shape[2], x.shape[3], like=x)
+            out = self.output_fusion(out, state, dec)
         features = {"encoder": enc, "bottleneck": bottleneck, "decoder": dec}
         if self.cfg.temporal:
             features["state"] = out if self.output_fusion is not None else bottleneck

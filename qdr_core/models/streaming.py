@@ -13,8 +13,9 @@ bottleneck after the mid blocks. The previous state enters right before the mid 
 and that region falls back to the single-frame path instead of ghosting. Denoising and
 flicker-smoothing come from ``update`` (which can learn ``s - h``, i.e. a blend toward the past).
 
-The first frame of a stream, and every frame after a reset (``node.temporal``), gets a zero state:
-training restores the first frame of every clip with a zero state, so that is the still path.
+The first frame of a stream, and every frame after a reset (``node.temporal``), gets the empty
+state (``EFM.empty_state``: zeros here, ``EMPTY_OUTPUT_STATE`` for ``OutputFusion``): training
+restores the first frame of every clip with it, so that is the still path.
 The update conv is zero-initialized, so an untrained streaming EFM computes exactly its
 single-frame network. Ops: Conv, Relu, Add, Mul, Sigmoid (the INT8-friendly set of the EFM).
 """
@@ -68,6 +69,13 @@ class TemporalFusion(nn.Module):
         ]
 
 
+#: The state of a stream's first frame (and of every frame after a reset) for a model whose state is
+#: its previous output: a value no restored frame has, so ``|p - y| >= 0.25`` everywhere, the gate
+#: closes and the first frame is the still restoration. (A zero state would look like agreement in
+#: the dark parts of a frame, pull them to black and let the recursion carry that on for frames.)
+EMPTY_OUTPUT_STATE = -0.25
+
+
 class OutputFusion(nn.Module):
     """Recursive fusion of the still restoration ``y`` with the previous frame's output ``p``
     (already aligned to this frame by the runtime's motion estimate, ``runtime.motion``):
@@ -81,8 +89,8 @@ class OutputFusion(nn.Module):
     logit of each pixel of a 2x2 cell (then depth-to-space). At init, one feature is the cell's
     mean ``|d|`` and the gate is a recursive filter's classic rule on its 6x6 local mean ``m``,
     ``sigmoid(1.4 - 76 m)``: trust the past ~80 % where it agrees with the present, little where
-    it differs by more than ~8 grey levels (misaligned, occluded, moved, or the zero state of a
-    stream's first frame); the other features start at zero. Ops: Conv / Relu / Add / Mul /
+    it differs by more than ~8 grey levels (misaligned, occluded, moved, or the empty state of a
+    stream's first frame, ``EMPTY_OUTPUT_STATE``); the other features start at zero. Ops: Conv / Relu / Add / Mul /
     Sigmoid / DepthToSpace; ``-y`` is a Mul by a constant.
     """
 

@@ -13,7 +13,7 @@ from types import TracebackType
 import cv2
 import numpy as np
 
-from qdr_core.errors import ConfigError, ImageFormatError
+from qdr_core.errors import ConfigError, ImageFormatError, ModelFileError
 from qdr_core.runtime.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_PIXELS, needs_tiling, plan_tiles
 from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, pad_amounts
 
@@ -69,7 +69,7 @@ class Runtime(abc.ABC):
         tile_pixels / tile_overlap: frames larger than ``tile_pixels`` run in overlapping tiles
             (``tiling``); set with ``set_tiling``.
         streaming: the model carries state between frames (``state_in`` / ``state_out``);
-            ``infer`` restores a still (zero state), ``runtime.stateful.StreamSession`` a stream.
+            ``infer`` restores a still (the empty state), ``runtime.stateful.StreamSession`` a stream.
         state_channels / state_stride: a streaming model's state of an HxW padded frame is
             ``1 x state_channels x H/state_stride x W/state_stride``.
     """
@@ -128,10 +128,20 @@ class Runtime(abc.ABC):
         output, warped by optical flow; ``runtime.motion``) or ``""`` (fed back as is)."""
         return self.metadata.get("state_align", "")
 
-    def zero_state(self, height: int, width: int) -> np.ndarray:
-        """The state of the first frame of a stream (``height x width``: the padded frame)."""
-        shape = (1, self.state_channels, height // self.state_stride, width // self.state_stride)
-        return np.zeros(shape, np.float32)
+    def state_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """The state's shape for a ``height x width`` padded frame."""
+        return (1, self.state_channels, height // self.state_stride, width // self.state_stride)
+
+    def empty_state(self, height: int, width: int) -> np.ndarray:
+        """The state of the first frame of a stream (``height x width``: the padded frame): zeros,
+        or the file's ``state_fill`` (a model whose state is its output: ``EFM.state_fill``)."""
+        shape = self.state_shape(height, width)
+        try:
+            fill = float(self.metadata.get("state_fill", 0.0))
+        except ValueError as exc:
+            fill = self.metadata["state_fill"]
+            raise ModelFileError(f"{self.model_path}: bad state_fill metadata {fill!r}") from exc
+        return np.full(shape, fill, np.float32)
 
     def _release(self) -> None:  # noqa: B027 - optional hook, most backends free by refcount
         """Free backend resources; called once by ``close``."""

@@ -142,7 +142,7 @@ def _check_state(runtime, batch: np.ndarray) -> None:
     """A streaming model's state: ``state_out`` has ``state_in``'s shape (so it can be fed back),
     stays finite over two frames, and the second frame's output is still a frame."""
     side = batch.shape[2]
-    state = runtime.zero_state(side, side)
+    state = runtime.empty_state(side, side)
     for frame in (1, 2):
         try:
             out, new_state = runtime._run_state(batch, state)

@@ -149,7 +149,7 @@ class OnnxRuntime(Runtime):
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self.streaming:  # a still: the first frame of a stream
-            return self._run_state(batch, self.zero_state(*batch.shape[2:]))[0]
+            return self._run_state(batch, self.empty_state(*batch.shape[2:]))[0]
         if self._input_dtype is not np.float32:
             batch = batch.astype(self._input_dtype)
         big = batch.shape[2] * batch.shape[3] > self.arena_keep_pixels

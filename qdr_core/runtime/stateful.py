@@ -48,8 +48,8 @@ class StreamSession:
         h, w = batch.shape[2:]
         state = self._state
         flow = self._aligner.observe(batch[0]) if self._aligner is not None else None
-        if state is None or state.shape != self.runtime.zero_state(h, w).shape:
-            state = self.runtime.zero_state(h, w)
+        if state is None or state.shape != self.runtime.state_shape(h, w):
+            state = self.runtime.empty_state(h, w)
         elif flow is not None:
             state = self._aligner.warp(state, flow)
         out, self._state = self.runtime._run_state(batch, state)

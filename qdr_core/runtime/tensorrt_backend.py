@@ -458,7 +458,7 @@ class TensorRTRuntime(Runtime):
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self.streaming:  # a still: the first frame of a stream
-            return self._run_state(batch, self.zero_state(*batch.shape[2:]))[0]
+            return self._run_state(batch, self.empty_state(*batch.shape[2:]))[0]
         return self._execute({self.input_name: batch}, [self.output_name])[0]
 
     def _run_state(self, batch: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

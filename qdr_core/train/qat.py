@@ -194,7 +194,7 @@ def frame_losses(
     flows: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """``rec`` (and ``kd``) of a still batch, or averaged over the frames of a clip batch
-    (``N x T x 3 x H x W``) that student and teacher each restore as a stream (zero state first;
+    (``N x T x 3 x H x W``) that student and teacher each restore as a stream (the empty state first;
     ``flows`` align a model's previous output, ``train.stream.carry``)."""
     clips = degraded if degraded.ndim == 5 else degraded[:, None]
     targets = clean if clean.ndim == 5 else clean[:, None]

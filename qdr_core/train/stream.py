@@ -1,8 +1,8 @@
 """Training a streaming EFM on clips: the loss of one clip unrolled through the model's state.
 
 A clip batch is ``N x T x 3 x H x W`` (degraded and clean). The first frame of each clip gets the
-zero state (as the runtimes feed after every reset), so the still path is trained too; the state is
-carried through all T frames and gradients flow back through it (truncated back-propagation
+empty state (``EFM.empty_state``, as the runtimes feed after every reset), so the still path is
+trained too; the state is carried through all T frames and gradients flow back through it (truncated back-propagation
 through time: one clip). A model whose state is its previous output (``EFMConfig.aligned_state``)
 gets that output warped to each next frame by the clip's flows (``data.clips.ClipPairs(flows=True)``:
 the runtimes' own motion estimate, ``runtime.motion``), as the runtimes do. The per-frame losses
@@ -102,8 +102,8 @@ def stream_train_step(
 
 
 class ClipRunner(nn.Module):
-    """Runs ``N x T x 3 x H x W`` clip batches through a streaming model as streams (zero state at
-    the first frame): lets ``quant.calibrate`` observe the state path's real ranges, not zeros."""
+    """Runs ``N x T x 3 x H x W`` clip batches through a streaming model as streams (the empty
+    state at the first frame): lets ``quant.calibrate`` observe the state path's real ranges, not zeros."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -136,7 +136,7 @@ def validation_clips(task: str, count: int, size: int, n_frames: int, seed: int)
 
 def evaluate_stream_model(model: nn.Module, clips) -> dict[str, float]:
     """Mean PSNR / SSIM over the later frames (all but the first) of validation clips restored as
-    streams (``psnr_output``) and as stills (``psnr_still``: the same model, zero state every
+    streams (``psnr_output``) and as stills (``psnr_still``: the same model, empty state every
     frame); ``psnr_stream_gain`` is what the state adds."""
     from qdr_core.metrics import mean_scores, score_restoration
     from qdr_core.runtime.stateful import StreamSession

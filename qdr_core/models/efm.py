@@ -184,7 +184,9 @@ class EFM(nn.Module):
         0 for a bottleneck state, ``EMPTY_OUTPUT_STATE`` for an output state."""
         return EMPTY_OUTPUT_STATE if self.output_fusion is not None else 0.0
 
-    def empty_state(self, batch: int, height: int, width: int, like: torch.Tensor | None = None) -> torch.Tensor:
+    def empty_state(
+        self, batch: int, height: int, width: int, like: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The state of the first frame of a stream of ``height x width`` (padded) frames."""
         shape = self.state_shape(batch, height, width)
         if like is None:
@@ -233,9 +235,7 @@ class EFM(nn.Module):
         residual Add), the encoder output (down conv and skip Add), and those inside the blocks."""
         groups: list[SharedInput] = []
         for module in self.modules():
-            if isinstance(
-                module, (ResidualBlock, ContextPyramid, TemporalFusion, ConditionDescriptor)
-            ):
+            if isinstance(module, (ResidualBlock, ContextPyramid, TemporalFusion, ConditionDescriptor)):
                 groups += module.shared_inputs()
         frame = [(self.stem, 0), (self.residual_add, 0)]
         if self.output_fusion is not None:

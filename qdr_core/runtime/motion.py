@@ -57,7 +57,7 @@ class MotionAligner:
         self.scale = scale
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESET)
         self._previous: np.ndarray | None = None
-        self._grid: tuple[np.ndarray, np.ndarray] | None = None
+        self._grid: np.ndarray | None = None
 
     def reset(self) -> None:
         self._previous = None
@@ -77,25 +77,26 @@ class MotionAligner:
 
     def warp(self, state: np.ndarray, flow: np.ndarray) -> np.ndarray:
         h, w = flow.shape[:2]
-        if self._grid is None or self._grid[0].shape != (h, w):
-            self._grid = tuple(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+        if self._grid is None or self._grid.shape[:2] != (h, w):
+            self._grid = _pixel_grid(h, w)
         return warp_state(state, flow, self._grid)
 
 
-def warp_state(
-    state: np.ndarray, flow: np.ndarray, grid: tuple[np.ndarray, np.ndarray] | None = None
-) -> np.ndarray:
+def _pixel_grid(h: int, w: int) -> np.ndarray:
+    """HxWx2 float32 (x, y) of every pixel."""
+    xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.ascontiguousarray(np.stack([xx, yy], axis=-1))
+
+
+def warp_state(state: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
     """A ``1 x C x H x W`` float32 state sampled at p + flow(p) (bilinear, edges replicated): the
-    previous frame's output seen from the current frame."""
+    previous frame's output seen from the current frame. ``grid``: ``_pixel_grid(H, W)``, cached by
+    the caller."""
     h, w = flow.shape[:2]
     if state.ndim != 4 or state.shape[0] != 1 or state.shape[2:] != (h, w):
         raise ValueError(f"state {state.shape} does not match a {h}x{w} flow")
-    xx, yy = (
-        grid
-        if grid is not None
-        else np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    )
-    map1, map2 = cv2.convertMaps(xx + flow[..., 0], yy + flow[..., 1], cv2.CV_16SC2)
+    where = cv2.add(_pixel_grid(h, w) if grid is None else grid, np.ascontiguousarray(flow, np.float32))
+    map1, map2 = cv2.convertMaps(where, None, cv2.CV_16SC2)
     warped = np.empty((1, state.shape[1], h, w), np.float32)
     for c in range(state.shape[1]):
         cv2.remap(

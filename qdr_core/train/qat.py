@@ -275,7 +275,9 @@ def adopt_frozen(student: EFM, path: str) -> list[str]:
     if not shared:
         raise ConfigError(f"--base-qat {path}: no tensor matches the student's")
     student.load_state_dict(shared, strict=False)
-    for name, param in student.named_parameters():
+    # Every name of a parameter: a quantizer shared by two consumers (``shared_inputs``) has two,
+    # and the checkpoint may know it by either.
+    for name, param in student.named_parameters(remove_duplicate=False):
         if name in shared:
             param.requires_grad_(False)
     return sorted(shared)

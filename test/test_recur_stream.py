@@ -320,3 +320,18 @@ def test_shipped_stream_files_keep_the_shipped_still_path_and_use_the_past(task)
     if task == "noise":  # low light gains on some clips and loses on others (docs/streaming.md)
         error = lambda outs: float(np.mean([(a - clean) ** 2 for a in outs[1:]]))  # noqa: E731
         assert error(streamed) < error(still)
+
+
+@pytest.mark.parametrize("fill", ["abc", "nan", "1e9"])
+def test_a_bad_state_fill_is_refused_at_load_in_one_line(recur_files, tmp_path, fill):
+    from qdr_core.errors import ModelFileError
+
+    proto = onnx.load(str(recur_files.onnx))
+    for prop in proto.metadata_props:
+        if prop.key == "state_fill":
+            prop.value = fill
+    path = tmp_path / "bad_fill.onnx"
+    onnx.save(proto, str(path))
+    with pytest.raises(ModelFileError, match="bad state_fill") as info:
+        load_runtime(str(path), backend="onnxruntime")
+    assert "\n" not in str(info.value)

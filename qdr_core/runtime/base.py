@@ -136,11 +136,13 @@ class Runtime(abc.ABC):
         """The state of the first frame of a stream (``height x width``: the padded frame): zeros,
         or the file's ``state_fill`` (a model whose state is its output: ``EFM.state_fill``)."""
         shape = self.state_shape(height, width)
+        text = self.metadata.get("state_fill", "0")
         try:
-            fill = float(self.metadata.get("state_fill", 0.0))
-        except ValueError as exc:
-            fill = self.metadata["state_fill"]
-            raise ModelFileError(f"{self.model_path}: bad state_fill metadata {fill!r}") from exc
+            fill = float(text)
+        except ValueError:
+            fill = float("nan")
+        if not np.isfinite(fill) or abs(fill) > 1.0:
+            raise ModelFileError(f"{self.model_path}: bad state_fill metadata {text!r} (a number in [-1, 1])")
         return np.full(shape, fill, np.float32)
 
     def _release(self) -> None:  # noqa: B027 - optional hook, most backends free by refcount

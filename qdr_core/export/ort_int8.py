@@ -57,8 +57,7 @@ class _Reader:
 def _streaming_feeds(model: EFM, batches: Iterable[np.ndarray]) -> list[np.ndarray | dict]:
     """Calibration feeds of a streaming model: the batches as consecutive frames of one stream,
     each with the state the float model carried from the previous one (its empty state for the
-    first), so
-    the ranges are those of a running stream."""
+    first), so the ranges are those of a running stream."""
     import torch
 
     feeds: list[np.ndarray | dict] = []

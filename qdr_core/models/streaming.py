@@ -90,8 +90,8 @@ class OutputFusion(nn.Module):
     mean ``|d|`` and the gate is a recursive filter's classic rule on its 6x6 local mean ``m``,
     ``sigmoid(1.4 - 76 m)``: trust the past ~80 % where it agrees with the present, little where
     it differs by more than ~8 grey levels (misaligned, occluded, moved, or the empty state of a
-    stream's first frame, ``EMPTY_OUTPUT_STATE``); the other features start at zero. Ops: Conv / Relu / Add / Mul /
-    Sigmoid / DepthToSpace; ``-y`` is a Mul by a constant.
+    stream's first frame, ``EMPTY_OUTPUT_STATE``); the gate starts reading only that feature. Ops:
+    Conv / Relu / Add / Mul / Sigmoid / DepthToSpace; ``-y`` is a Mul by a constant.
     """
 
     def __init__(self, dec_channels: int, hidden: int = 16) -> None:
@@ -113,11 +113,7 @@ class OutputFusion(nn.Module):
         self.mul = Mul()
         self.blend_add = Add()
         with torch.no_grad():
-            s2d = torch.zeros(cells, 3, 2, 2)
-            for c in range(3):
-                for i in range(2):
-                    for j in range(2):
-                        s2d[c * 4 + i * 2 + j, c, i, j] = 1.0
+            s2d = torch.eye(cells).reshape(cells, 3, 2, 2)  # output c*4 + i*2 + j reads (c, i, j)
             self.fold.weight.copy_(torch.cat([s2d, -s2d]))
             # f[0] = the cell's mean |d| (of its 4 pixels x 3 channels); the other features keep
             # their random init (so they get gradients) but the gate starts reading only f[0] ...

@@ -93,6 +93,8 @@ class Runtime(abc.ABC):
         self.streaming = False
         self.state_channels = 0
         self.state_stride = 1
+        #: Every element of a stream's first state (``empty_state``).
+        self.state_fill = 0.0
         self._closed = False
 
     def set_tiling(
@@ -134,8 +136,15 @@ class Runtime(abc.ABC):
 
     def empty_state(self, height: int, width: int) -> np.ndarray:
         """The state of the first frame of a stream (``height x width``: the padded frame): zeros,
-        or the file's ``state_fill`` (a model whose state is its output: ``EFM.state_fill``)."""
-        shape = self.state_shape(height, width)
+        or ``state_fill`` (a model whose state is its output: ``EFM.state_fill``)."""
+        return np.full(self.state_shape(height, width), self.state_fill, np.float32)
+
+    def _stream_metadata(self) -> tuple[int, float]:
+        """``(state_stride, state_fill)`` of a streaming model file, from its metadata; read once,
+        at load."""
+        stride = self.metadata.get("state_stride", "")
+        if not stride.strip().isdigit() or int(stride) < 1:
+            raise ModelFileError(f"{self.model_path}: streaming model without state_stride metadata")
         text = self.metadata.get("state_fill", "0")
         try:
             fill = float(text)
@@ -143,7 +152,7 @@ class Runtime(abc.ABC):
             fill = float("nan")
         if not np.isfinite(fill) or abs(fill) > 1.0:
             raise ModelFileError(f"{self.model_path}: bad state_fill metadata {text!r} (a number in [-1, 1])")
-        return np.full(shape, fill, np.float32)
+        return int(stride), fill
 
     def _release(self) -> None:  # noqa: B027 - optional hook, most backends free by refcount
         """Free backend resources; called once by ``close``."""

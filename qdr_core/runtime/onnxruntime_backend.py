@@ -89,6 +89,7 @@ class OnnxRuntime(Runtime):
             raise ModelFileError(
                 f"{self.model_path} is not a loadable ONNX model ({type(exc).__name__}: {exc})"
             ) from exc
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         inputs = self._split_state(inputs, outputs)
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
@@ -110,7 +111,6 @@ class OnnxRuntime(Runtime):
         names = [o.name for o in outputs]
         self.output_name = "output" if "output" in names else names[0]
         output = outputs[names.index(self.output_name)]
-        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         multiple = self.metadata.get("size_multiple")
         # An out-of-range value is kept so that the model contract (load_runtime) rejects it.
         if multiple is not None and multiple.strip().isdigit() and int(multiple) > 0:
@@ -137,10 +137,7 @@ class OnnxRuntime(Runtime):
                 f"{self.model_path}: {STATE_IN} must be NCHW with fixed channels, got {state.shape}"
             )
         self.streaming, self.state_channels = True, state.shape[1]
-        stride = dict(self._session.get_modelmeta().custom_metadata_map).get("state_stride", "")
-        if not stride.strip().isdigit() or int(stride) < 1:
-            raise ModelFileError(f"{self.model_path}: streaming model without state_stride metadata")
-        self.state_stride = int(stride)
+        self.state_stride, self.state_fill = self._stream_metadata()
         return [i for i in inputs if i.name != STATE_IN]
 
     @property

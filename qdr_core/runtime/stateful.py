@@ -1,8 +1,8 @@
 """A stream through a streaming model: the state one frame leaves for the next.
 
 ``StreamSession`` keeps the ``state_out`` of each frame and feeds it as ``state_in`` to the next
-one; ``reset()`` (or ``reset=True`` on a frame) drops it, so that frame is restored as a still (zero
-state). A model whose state is its previous output (``state_align: flow``) gets that output warped
+one; ``reset()`` (or ``reset=True`` on a frame) drops it, so that frame is restored as a still (the
+empty state). A model whose state is its previous output (``state_align: flow``) gets that output warped
 to the new frame by the optical flow between the two frames (``runtime.motion``). Which frames
 reset is decided by ``node.temporal.StreamState``; this module only carries the tensors. Frames
 of a stream are padded exactly as ``Runtime`` pads a still, so the state of one frame lines up

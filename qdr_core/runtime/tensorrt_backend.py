@@ -370,7 +370,7 @@ class TensorRTRuntime(Runtime):
         profile.set_shape(input_name, *self._profile)
         if STATE_IN in inputs:  # a streaming model: the state follows the frame's size
             channels = int(inputs[STATE_IN].shape[1])
-            stride = self._state_stride()
+            stride = self._stream_metadata()[0]
             profile.set_shape(
                 STATE_IN, *[(1, channels, s[2] // stride, s[3] // stride) for s in self._profile]
             )
@@ -391,12 +391,6 @@ class TensorRTRuntime(Runtime):
                 "see the TensorRT errors logged above"
             )
         return bytes(plan)
-
-    def _state_stride(self) -> int:
-        stride = self.metadata.get("state_stride", "")
-        if not stride.strip().isdigit() or int(stride) < 1:
-            raise ModelFileError(f"{self.model_path}: streaming model without state_stride metadata")
-        return int(stride)
 
     def _precision_flags(self, has_qdq: bool, builder: Any) -> list[Any]:
         trt = self._trt
@@ -431,7 +425,8 @@ class TensorRTRuntime(Runtime):
         if STATE_IN in inputs:
             if STATE_OUT not in outputs:
                 raise ModelFileError(f"{self.model_path}: has input {STATE_IN} but no output {STATE_OUT}")
-            self.streaming, self.state_stride = True, self._state_stride()
+            self.streaming = True
+            self.state_stride, self.state_fill = self._stream_metadata()
             self.state_channels = int(engine.get_tensor_shape(STATE_IN)[1])
             inputs = [n for n in inputs if n != STATE_IN]
         if len(inputs) != 1 or not outputs:

@@ -72,7 +72,7 @@ class TorchRuntime(Runtime):
             self.state_channels = int(model.state_shape(1, 1, 1)[1])
             if model.cfg.aligned_state:
                 self.metadata["state_align"] = "flow"
-                self.metadata["state_fill"] = repr(float(model.state_fill))
+                self.state_fill = float(model.state_fill)
         # A module has no static shapes; the contract's probe frame checks what it returns.
         self.signature = ModelSignature(
             input_shape=(None, 3, None, None),

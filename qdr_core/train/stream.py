@@ -2,8 +2,8 @@
 
 A clip batch is ``N x T x 3 x H x W`` (degraded and clean). The first frame of each clip gets the
 empty state (``EFM.empty_state``, as the runtimes feed after every reset), so the still path is
-trained too; the state is carried through all T frames and gradients flow back through it (truncated back-propagation
-through time: one clip). A model whose state is its previous output (``EFMConfig.aligned_state``)
+trained too; the state is carried through all T frames and gradients flow back through it
+(truncated back-propagation through time: one clip). A model whose state is its previous output (``EFMConfig.aligned_state``)
 gets that output warped to each next frame by the clip's flows (``data.clips.ClipPairs(flows=True)``:
 the runtimes' own motion estimate, ``runtime.motion``), as the runtimes do. The per-frame losses
 are reported separately: the first frame's is the still restoration, the later ones show what the
@@ -103,7 +103,7 @@ def stream_train_step(
 
 class ClipRunner(nn.Module):
     """Runs ``N x T x 3 x H x W`` clip batches through a streaming model as streams (the empty
-    state at the first frame): lets ``quant.calibrate`` observe the state path's real ranges, not zeros."""
+    state at the first frame): lets ``quant.calibrate`` observe the state path's real ranges."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

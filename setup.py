@@ -22,7 +22,8 @@ def _data_files() -> list[tuple[str, list[str]]]:
         (f"share/{PACKAGE}/launch", sorted(glob("launch/*.launch.py"))),
         (f"share/{PACKAGE}/config", sorted(glob("config/*.yaml"))),
     ]
-    # models/<task>/ and its opt-in variants (models/<task>/realistic/, models/<task>/stream/).
+    # models/<task>/ and its variants (models/<task>/realistic/: opt-in; models/<task>/stream/: the
+    # task's default where `temporal` allows it).
     for task_dir in sorted(glob("models/*/") + glob("models/*/*/")):
         shipped = sorted(glob(f"{task_dir}*.onnx") + glob(f"{task_dir}*.pt") + glob(f"{task_dir}*.md"))
         if shipped:

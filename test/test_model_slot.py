@@ -69,6 +69,8 @@ def test_model_change_rule():
     assert model_change(base, base.with_changes(task="haze"))
     assert model_change(base, base.with_changes(model_variant="fp32"))
     assert not model_change(base, base.with_changes(max_fps=5.0))
-    assert base.with_changes(task="auto").model_relpath == "models/auto/int8_cpu.onnx"
+    assert base.with_changes(task="auto").model_candidates[-1] == "models/auto/int8_cpu.onnx"
+    assert not model_change(base, base.with_changes(temporal="auto"))
+    assert model_change(base, base.with_changes(model_path="models/auto/int8_cpu.onnx"))
     with pytest.raises(ConfigError, match="task 'fog' is not one of"):
         base.with_changes(task="fog")

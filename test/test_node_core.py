@@ -269,3 +269,21 @@ def test_the_node_core_imports_no_ros():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_task_with_a_shipped_streaming_model_restores_with_temporal_state_by_default():
+    repo = Path(__file__).resolve().parents[1]
+    params = NodeParams(task="noise", backend="onnxruntime", num_threads=1, warmup_frames=1)
+    opened = open_runtime(params, [repo])
+    try:
+        assert opened.model_file == repo / "models/noise/stream/int8_cpu.onnx"
+        assert opened.temporal and opened.runtime.streaming
+    finally:
+        opened.runtime.close()
+    for still in (params.with_changes(temporal="false"), params.with_changes(parallel_frames=2)):
+        opened = open_runtime(still, [repo])
+        try:
+            assert opened.model_file == repo / "models/noise/int8_cpu.onnx"
+            assert not opened.temporal and not opened.runtime.streaming
+        finally:
+            opened.runtime.close()

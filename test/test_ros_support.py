@@ -19,6 +19,7 @@ from qdr_core.node.params import (
     NodeParams,
     auto_reliability,
     parse_qos,
+    resolve_model_candidates,
     resolve_model_path,
 )
 from qdr_core.node.stream import (
@@ -41,7 +42,9 @@ def test_shipped_config_matches_node_params():
     params = yaml.safe_load((REPO / "config" / "restore.yaml").read_text())["qdr_restore"]["ros__parameters"]
     assert set(params) == set(NodeParams.names())
     parsed = NodeParams.from_mapping(params)
-    assert parsed.model_relpath == "models/auto/int8_cpu.onnx"
+    assert parsed.model_candidates == ("models/auto/stream/int8_cpu.onnx", "models/auto/int8_cpu.onnx")
+    # no streaming all-conditions model is shipped: the default loads the single-frame one
+    assert resolve_model_candidates(parsed.model_candidates, [REPO]) == REPO / "models/auto/int8_cpu.onnx"
     assert parsed.input_qos == "auto"
 
 
@@ -119,6 +122,31 @@ def test_model_path_resolution(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"not found.*tried"):
         resolve_model_path("models/rain/int8_cpu.onnx", [share, src])
     assert (source_root() / "qdr_core").is_dir()
+
+
+def test_a_tasks_streaming_file_is_preferred_where_temporal_state_may_be_used():
+    stream, single = "models/noise/stream/int8_trt.onnx", "models/noise/int8_trt.onnx"
+    params = NodeParams(task="noise", model_variant="int8_trt")
+    assert params.model_candidates == (stream, single)  # the default, temporal: auto
+    assert params.with_changes(temporal="true").model_candidates == (stream,)
+    assert params.with_changes(temporal="false").model_candidates == (single,)
+    assert params.with_changes(parallel_frames=2).model_candidates == (single,)  # auto: state would refuse
+    assert params.with_changes(model_path="/m.onnx").model_candidates == ("/m.onnx",)
+    assert params.model_relpath == f"{stream} or {single}"
+
+
+def test_model_candidates_resolve_to_the_first_file_that_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the working directory is the last search root
+    root = tmp_path / "share"
+    stream, single = NodeParams(task="rain").model_candidates
+    (root / single).parent.mkdir(parents=True)
+    (root / single).write_bytes(b"x")
+    assert resolve_model_candidates((stream, single), [root]) == root / single  # no streaming file: the still
+    (root / stream).parent.mkdir(parents=True)
+    (root / stream).write_bytes(b"x")
+    assert resolve_model_candidates((stream, single), [root]) == root / stream
+    with pytest.raises(ConfigError, match=r"'models/auto/int8_cpu.onnx' not found"):
+        resolve_model_candidates(NodeParams().model_candidates, [root])  # names the fallback
 
 
 # ----------------------------------------------------------------------------- streaming

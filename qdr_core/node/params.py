@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,8 @@ _QOS_OUTPUT = ("SYSTEM_DEFAULT", *(n for n in QOS_PRESETS if n not in ("AUTO", "
 PARAMETERS: tuple[Param, ...] = (
     Param("model_path", str, "",
           "`.onnx` or `.pt`; absolute, or relative to the package share dir, then the source tree, "
-          "then the working dir. Empty: `models/<task>/<model_variant>.onnx`", runtime=True),
+          "then the working dir. Empty: `models/<task>/stream/<model_variant>.onnx` where it exists and "
+          "`temporal` allows it, else `models/<task>/<model_variant>.onnx`", runtime=True),
     Param("task", str, "auto",
           "shipped model to use when `model_path` is empty; `auto`: the all-conditions model",
           choices=MODEL_TASKS, only_without_model_path=True, runtime=True),
@@ -189,7 +190,8 @@ PARAMETERS: tuple[Param, ...] = (
           "N with `num_threads: 1` = most frames per second (see Performance)", low=1, high=16),
     Param("temporal", str, "auto",
           "restore with the previous frame's state (streaming models); `auto`: on when the model has a "
-          "state input. Needs `parallel_frames: 1`", choices=("auto", "true", "false")),
+          "state input, and with `model_path` empty the task's shipped streaming file is loaded where "
+          "there is one (and `parallel_frames` is 1). Temporal state needs `parallel_frames: 1`", choices=("auto", "true", "false")),
     Param("temporal_max_gap", float, 0.5,
           "seconds between frames above which the state is dropped (the frame is restored as a still)",
           low=0.001, high=3600),
@@ -248,9 +250,25 @@ class _ParamMethods:
         return replace(self, **converted).validated()
 
     @property
+    def model_candidates(self) -> tuple[str, ...]:
+        """The model files these parameters name, preferred first (before resolution against the
+        search roots): ``model_path`` when set; else the task's shipped streaming file
+        (``models/<task>/stream/<model_variant>.onnx``) where ``temporal`` may use one (``true``,
+        or ``auto`` with ``parallel_frames: 1``), then its single-frame file (not for ``true``)."""
+        if self.model_path:
+            return (self.model_path,)
+        single = f"models/{self.task}/{self.model_variant}.onnx"
+        stream = f"models/{self.task}/stream/{self.model_variant}.onnx"
+        if self.temporal == "true":
+            return (stream,)
+        if self.temporal == "auto" and self.parallel_frames == 1:
+            return (stream, single)
+        return (single,)
+
+    @property
     def model_relpath(self) -> str:
-        """The model file as configured (before resolution against the search roots)."""
-        return self.model_path or f"models/{self.task}/{self.model_variant}.onnx"
+        """The model as configured, for messages: the candidates joined by " or "."""
+        return " or ".join(self.model_candidates)
 
 
 NodeParams = make_dataclass(
@@ -265,7 +283,7 @@ NodeParams.__doc__ = "Validated parameters of ``qdr_restore``; one field per row
 
 def model_change(old: NodeParams, new: NodeParams) -> bool:
     """Whether going from ``old`` to ``new`` needs another model loaded."""
-    return old.model_relpath != new.model_relpath
+    return old.model_candidates != new.model_candidates
 
 
 def runtime_change_error(names: Iterable[str], state: str) -> str | None:
@@ -334,6 +352,23 @@ def replace_table(readme: str) -> str:
 
 
 # ----------------------------------------------------------------------------- model files
+
+
+def resolve_model_candidates(candidates: Sequence[str], search_roots: Iterable[str | os.PathLike]) -> Path:
+    """The existing model file of the first of ``candidates`` (``NodeParams.model_candidates``) that
+    resolves (``resolve_model_path``).
+
+    Raises:
+        ConfigError: none resolves (the last one's reason: the fallback, the single-frame file).
+    """
+    roots = list(search_roots)
+    last: ConfigError | None = None
+    for candidate in candidates:
+        try:
+            return resolve_model_path(candidate, roots)
+        except ConfigError as exc:
+            last = exc
+    raise last or ConfigError("no model file to load")
 
 
 def resolve_model_path(model_path: str, search_roots: Iterable[str | os.PathLike]) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.errors import ConfigError, QdrError
-from qdr_core.node.params import NodeParams, resolve_model_path
+from qdr_core.node.params import NodeParams, resolve_model_candidates
 from qdr_core.node.temporal import resolve_temporal
 from qdr_core.paths import source_root
 from qdr_core.runtime import Runtime, auto_backend, load_runtime
@@ -155,7 +155,7 @@ def open_runtime(
     """
     roots = model_search_roots() if search_roots is None else search_roots
     try:
-        model_file = resolve_model_path(params.model_relpath, roots)
+        model_file = resolve_model_candidates(params.model_candidates, roots)
         runtime = call_interruptibly(lambda: _load(params, model_file), cancelled)
     except Cancelled:
         raise

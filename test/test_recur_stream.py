@@ -81,9 +81,24 @@ def test_torch_warp_matches_the_runtime_warp():
     flow = np.stack([1.7 * np.sin(yy / 5), -1.2 * np.cos(xx / 7)], -1).astype(np.float32)
     ours = warp_state(state, flow)
     theirs = stream.warp_state(torch.from_numpy(state), torch.from_numpy(flow.transpose(2, 0, 1))[None])
-    # cv2.remap's fixed-point maps interpolate in 1/32 px steps; grid_sample in float.
-    np.testing.assert_allclose(theirs.numpy(), ours, atol=0.02)
-    assert np.abs(theirs.numpy() - ours).mean() < 3e-3
+    # cv2.remap's fixed-point maps interpolate in 1/32 px steps, grid_sample in float; on random
+    # pixels the bicubic kernel's steep slopes turn that step into up to ~0.02.
+    np.testing.assert_allclose(theirs.numpy(), ours, atol=0.03)
+    assert np.abs(theirs.numpy() - ours).mean() < 4e-3
+
+
+def test_warps_keep_fine_detail_at_a_half_pixel_shift():
+    """A recursion resamples its output every frame: the warps must not blur it (bilinear loses a
+    fifth of a 5-pixel period's amplitude at a half-pixel shift; its error here is 0.12)."""
+    x = np.arange(64, dtype=np.float32)
+    state = np.broadcast_to(np.sin(2 * np.pi * x / 5), (1, 3, 16, 64)).astype(np.float32)
+    flow = np.zeros((16, 64, 2), np.float32)
+    flow[..., 0] = 0.5
+    truth = np.sin(2 * np.pi * (x + 0.5) / 5)[4:-4]
+    ours = warp_state(state, flow)[0, :, :, 4:-4]
+    theirs = stream.warp_state(torch.from_numpy(state), torch.from_numpy(flow.transpose(2, 0, 1))[None])
+    assert np.abs(ours - truth).mean() < 0.03
+    assert np.abs(theirs.numpy()[0, :, :, 4:-4] - truth).mean() < 0.03
 
 
 def test_aligner_resets_and_refuses_mismatched_shapes():
@@ -287,9 +302,9 @@ def test_qat_keeps_the_shipped_still_path_and_trains_the_fusion(tmp_path, teache
                           base_qat=str(teacher)), progress=False, train_images=images)  # fmt: skip
 
 
-@pytest.mark.parametrize("task", ["noise", "lowlight"])
-def test_shipped_stream_files_keep_the_shipped_still_path_and_use_the_past(task):
-    """models/<task>/stream/int8_cpu.onnx: its first frame (zero state) is the shipped single-frame
+@pytest.mark.parametrize(("task", "folder"), [("noise", "stream"), ("lowlight", "stream_optin")])
+def test_shipped_stream_files_keep_the_shipped_still_path_and_use_the_past(task, folder):
+    """models/<task>/<folder>/int8_cpu.onnx: its first frame (zero state) is the shipped single-frame
     INT8 restoration to within two grey levels (the fusion re-quantizes y; its zero-state gate leaks a little);
     on a still camera the later frames differ from it (the aligned past is used) and change less
     from frame to frame; for noise they are also closer to the clean frame."""
@@ -304,7 +319,7 @@ def test_shipped_stream_files_keep_the_shipped_still_path_and_use_the_past(task)
     frames = [degrader(t, clean) for t in range(6)]
     with (
         load_runtime(
-            str(models / "stream" / "int8_cpu.onnx"), backend="onnxruntime", num_threads=1
+            str(models / folder / "int8_cpu.onnx"), backend="onnxruntime", num_threads=1
         ) as stream_rt,
         load_runtime(str(models / "int8_cpu.onnx"), backend="onnxruntime", num_threads=1) as single,
     ):

@@ -32,7 +32,7 @@ def carries_output(model: nn.Module) -> bool:
 
 def warp_state(state: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``N x C x H x W`` state sampled at p + flow(p) (``flow``: ``N x 2 x H x W``, dx and dy in
-    pixels; bilinear, edges replicated): the torch twin of ``runtime.motion.warp_state``."""
+    pixels; bicubic, edges replicated): the torch twin of ``runtime.motion.warp_state``."""
     h, w = state.shape[2:]
     ys, xs = torch.meshgrid(
         torch.arange(h, device=state.device, dtype=state.dtype),
@@ -42,7 +42,7 @@ def warp_state(state: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     gx = (xs + flow[:, 0]) * (2.0 / max(w - 1, 1)) - 1.0
     gy = (ys + flow[:, 1]) * (2.0 / max(h - 1, 1)) - 1.0
     grid = torch.stack([gx, gy], dim=-1)
-    return nn.functional.grid_sample(state, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return nn.functional.grid_sample(state, grid, mode="bicubic", padding_mode="border", align_corners=True)
 
 
 def carry(

@@ -241,15 +241,21 @@ def test_model_that_fails_to_load_is_rejected_and_old_kept(client, model, refere
 
 
 def test_task_and_variant_switch_to_shipped_models(client, model):
-    """``task``/``model_variant`` pick ``models/<task>/<variant>.onnx``; a missing one is rejected."""
+    """``task``/``model_variant`` pick ``models/<task>/stream/<variant>.onnx`` where a streaming
+    model is shipped (``temporal: auto``: the state turns on), else ``models/<task>/<variant>.onnx``;
+    a missing one is rejected."""
     assert client.set_param("model_path", "")[0]  # the shipped default model
     assert client.set_param("task", "haze")[0]
-    assert client.wait_diag(lambda d: d["model_path"].endswith("models/haze/int8_cpu.onnx"))
+    assert client.wait_diag(
+        lambda d: d["model_path"].endswith("models/haze/stream/int8_cpu.onnx") and d["temporal"] == "on"
+    )
     assert client.set_param("model_variant", "fp32")[0]
-    assert client.wait_diag(lambda d: d["model_path"].endswith("models/haze/fp32.onnx"))
+    assert client.wait_diag(lambda d: d["model_path"].endswith("models/haze/stream/fp32.onnx"))
     ok, reason = client.set_param("task", "auto")
-    if (REPO / "models/auto/fp32.onnx").exists():
-        assert ok and client.wait_diag(lambda d: d["model_path"].endswith("models/auto/fp32.onnx"))
+    if (REPO / "models/auto/fp32.onnx").exists():  # no streaming all-conditions model: a still one
+        assert ok and client.wait_diag(
+            lambda d: d["model_path"].endswith("models/auto/fp32.onnx") and d["temporal"] == "off"
+        )
     else:
         assert not ok and "models/auto/fp32.onnx not loaded" in reason and "haze/fp32.onnx kept" in reason
     ok, reason = client.set_param("task", "fog")

@@ -1,0 +1,124 @@
+"""What limits a streaming (output-recursion) model's gain: the diagnostics behind docs/streaming.md.
+
+``variant``: a streaming file on the eval clips with one part of the runtime's motion alignment
+changed (the warp's interpolation, the flow's scale or DIS refinement, or the flow computed on the
+*clean* frames, an oracle), against its single-frame file, scored as ``qdr eval --compare`` does.
+``ceiling``: the single-frame file on static clips (one eval photo, fresh degradation each frame),
+its restorations averaged over 2, 4 and 12 frames: what a perfectly aligned average of the past
+could gain at most.
+
+    .venv/bin/python scripts/stream_diag.py variant --task noise --stream models/noise/stream/int8_cpu.onnx \
+        --warp linear [--flow-scale 4] [--refine 5] [--oracle-flow]
+    .venv/bin/python scripts/stream_diag.py ceiling --task lowlight
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from qdr_core.data.clips import ClipDegrader, photo_clips, video_clips
+from qdr_core.evaluate import compare_clip_results, evaluate_clips
+from qdr_core.metrics import psnr
+from qdr_core.runtime import load_runtime, motion
+
+WARPS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
+
+
+@contextmanager
+def oracle_flow():
+    """Flows from the clean frames: ``ClipDegrader`` hands the aligner each frame's clean image."""
+    clean: dict[str, np.ndarray] = {}
+    degrade, observe = ClipDegrader.__call__, motion.MotionAligner.observe
+
+    def remembering(self, t, frame):
+        clean["frame"] = frame
+        return degrade(self, t, frame)
+
+    def observing_clean(self, planes):
+        frame = np.moveaxis(clean["frame"].astype(np.float32), 2, 0)
+        pad = ((0, 0), (0, planes.shape[1] - frame.shape[1]), (0, planes.shape[2] - frame.shape[2]))
+        return observe(self, np.pad(frame, pad, mode="edge"))
+
+    ClipDegrader.__call__, motion.MotionAligner.observe = remembering, observing_clean
+    try:
+        yield
+    finally:
+        ClipDegrader.__call__, motion.MotionAligner.observe = degrade, observe
+
+
+def variant(args: argparse.Namespace) -> dict:
+    motion.WARP_INTERPOLATION = WARPS[args.warp]
+    motion.FLOW_SCALE = args.flow_scale
+    motion.DIS_REFINEMENT_ITERATIONS = args.refine
+    clips = video_clips("eval", args.frames, args.max_side) + photo_clips(
+        "eval", args.frames, 0, args.max_side
+    )
+    results = []
+    for model in (args.stream, args.single or f"models/{args.task}/int8_cpu.onnx"):
+        with load_runtime(model, backend="onnxruntime", num_threads=1) as runtime:
+            if args.oracle_flow and runtime.streaming:
+                with oracle_flow():
+                    results.append(evaluate_clips(runtime, clips, args.task, 0))
+            else:
+                results.append(evaluate_clips(runtime, clips, args.task, 0))
+    delta = compare_clip_results(*results)
+    print(
+        f"{args.stream} warp {args.warp}, flow scale {args.flow_scale}, refine {args.refine}"
+        f"{', oracle flow' if args.oracle_flow else ''}: PSNR {delta['psnr_delta']:+.3f} dB, "
+        f"warping error {delta['warp_error_change_pct']:+.1f} %"
+    )
+    return {"args": vars(args), "delta": delta}
+
+
+def ceiling(args: argparse.Namespace) -> dict:
+    rows = []
+    with load_runtime(args.single or f"models/{args.task}/int8_cpu.onnx", backend="onnxruntime",
+                      num_threads=1) as runtime:  # fmt: skip
+        for k, clip in enumerate(photo_clips("eval", 16, 0, args.max_side)[: args.photos]):
+            clean, degrader = clip.frames[0], ClipDegrader(args.task, k, n_frames=16)
+            outs = [runtime.infer(degrader(t, clean)) for t in range(12)]
+            single = float(np.mean([psnr(clean, y) for y in outs]))
+            gains = {n: psnr(clean, np.mean(outs[:n], 0)) - single for n in (2, 4, 12)}
+            rows.append(
+                {"photo": clip.name, "single_psnr": single, **{f"mean_of_{n}": g for n, g in gains.items()}}
+            )
+            print(
+                f"{clip.name}: single {single:.2f} dB; the mean of 2 / 4 / 12 frames "
+                + " / ".join(f"{g:+.2f}" for g in gains.values())
+            )
+    return {"task": args.task, "photos": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("variant", help="a streaming file with one part of the motion alignment changed")
+    v.add_argument("--stream", required=True)
+    v.add_argument("--warp", choices=sorted(WARPS), default="cubic")
+    v.add_argument("--flow-scale", type=int, default=motion.FLOW_SCALE)
+    v.add_argument("--refine", type=int, default=motion.DIS_REFINEMENT_ITERATIONS)
+    v.add_argument("--oracle-flow", action="store_true", help="flow from the clean frames")
+    v.add_argument("--frames", type=int, default=16)
+    c = sub.add_parser("ceiling", help="averages of a static scene's single-frame restorations")
+    c.add_argument("--photos", type=int, default=4)
+    for p in (v, c):
+        p.add_argument("--task", required=True)
+        p.add_argument("--single", help="single-frame file (default models/<task>/int8_cpu.onnx)")
+        p.add_argument("--max-side", type=int, default=640)
+        p.add_argument("--json", help="write the result here")
+    args = parser.parse_args(argv)
+    result = variant(args) if args.command == "variant" else ceiling(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

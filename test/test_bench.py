@@ -202,3 +202,27 @@ def test_a_broken_stand_in_export_raises_instead_of_falling_back(tmp_path):
     with pytest.raises(ModelFileError, match=r"fp32\.pt"):
         standin_files("efm-t", tmp_path)
     assert not (folder / "int8_cpu.onnx").exists()
+
+
+def test_the_streaming_row_times_a_tasks_stream_file_against_its_still_one(tmp_path):
+    """Issue #14's `qdr bench` row: `models/<task>/stream/int8_cpu.onnx` restoring a stream vs the
+    task's single-frame file; left out (and no target row) where the task has none."""
+    pytest.importorskip("torch")
+    from qdr_core.bench.models import ModelFile
+    from qdr_core.bench.suite import BenchOptions, stream_step
+    from qdr_core.bench.targets import targets
+    from qdr_core.export.random_model import write_random_model
+
+    single = write_random_model(tmp_path / "models" / "noise", preset="efm-t", name="int8_cpu").onnx
+    models = {"int8_cpu": ModelFile("int8_cpu", str(single), "shipped")}
+    options = BenchOptions.quick(task="noise", models_dir=str(tmp_path / "models"), resolutions=[(96, 64)])
+    skipped = stream_step(options, models, lambda _: None)
+    assert skipped["status"] == "skipped" and "stream" in skipped["note"]
+    assert not [t for t in targets({"stream": skipped}) if "streaming" in t["target"]]
+
+    write_random_model(tmp_path / "models" / "noise" / "stream", preset="efm-t-recur", name="int8_cpu")
+    row = stream_step(options, models, lambda _: None)
+    assert row["status"] == "ok" and (row["width"], row["height"]) == (96, 64)
+    assert _positive(row["time_ratio"]) and row["macs_ratio"] > 1.0  # the fusion adds MACs
+    (target,) = [t for t in targets({"stream": row}) if "streaming" in t["target"]]
+    assert target["value"] == row["time_ratio"] and target["met"] == (row["time_ratio"] <= 1.25)

@@ -110,7 +110,7 @@ PEER_COLUMNS: tuple[Column, ...] = (
 TARGET_COLUMNS: tuple[Column, ...] = (
     ("target", "target"),
     ("value", lambda r: _fmt(r["value"], 3)),
-    ("threshold", "threshold"),
+    ("threshold", lambda r: f"{r['threshold']:g}"),
     ("met", lambda r: {True: "yes", False: "NO", None: "n/a"}[r["met"]]),
     ("note", "note"),
 )

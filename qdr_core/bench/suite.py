@@ -50,6 +50,7 @@ class BenchOptions:
     peer_images: int = 11
     peer_max_side: int = 768
     node: bool = True
+    stream: bool = True  # time models/<task>/stream/int8_cpu.onnx against the still file, if shipped
     ros_node: bool = True  # run benchmarks/node_vs_runtime.py when it exists
     warmup: int = 3
     worker_timeout_s: float = 600.0
@@ -301,6 +302,27 @@ def node_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> 
     return out
 
 
+def stream_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -> dict[str, Any]:
+    """The task's shipped streaming file (``models/<task>/stream/int8_cpu.onnx``, the node's default
+    where it exists) restoring a stream (flow, warp and state included) against its single-frame
+    file, interleaved, 1 thread, at the headline size: issue #14's compute row."""
+    from qdr_core.bench.scaling import stream_pair_timing
+
+    stream = Path(options.models_dir) / options.task / "stream" / "int8_cpu.onnx"
+    single = models["int8_cpu"]
+    if not stream.is_file() or single.source != "shipped":
+        note = f"no {stream}" if not stream.is_file() else f"no shipped single-frame {options.task} file"
+        log(f"  streaming model: not timed ({note})")
+        return {"status": "skipped", "note": note}
+    width, height = _headline(options)
+    row = stream_pair_timing(single.path, str(stream), 1, width, height, max(options.repeats, 10))
+    log(
+        f"  {stream} vs {single.path}: MACs x{row['macs_ratio']:.3f}, {row['stream_median_ms']:.1f} / "
+        f"{row['single_median_ms']:.1f} ms = x{row['time_ratio']:.3f}"
+    )
+    return {"status": "ok", **row}
+
+
 # -- the suite ------------------------------------------------------------------------------------------
 
 
@@ -372,6 +394,8 @@ def run_suite(options: BenchOptions, log: Log = _stderr, command: str = "") -> d
         )
     if options.presets:
         result["scaling"]["presets"] = step("presets", preset_rows, options, log)
+    if options.stream:
+        result["stream"] = step("streaming vs single-frame (issue #14)", stream_step, options, models, log)
     if options.node:
         result["node"] = step("node vs runtime", node_step, options, models, log)
     if options.peers:

@@ -93,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-peers", action="store_true", help="skip the peer comparison")
     p.add_argument("--no-node", action="store_true", help="skip node vs runtime")
     p.add_argument(
+        "--no-stream", action="store_true", help="skip the streaming model's row (models/<task>/stream/)"
+    )
+    p.add_argument(
         "--no-ros-node",
         action="store_true",
         help="skip benchmarks/node_vs_runtime.py (keep the frame pipeline)",
@@ -117,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         "roofline": not args.no_roofline,
         "peers": not args.no_peers,
         "node": not args.no_node,
+        "stream": not args.no_stream,
         "ros_node": not args.no_ros_node,
     }
     optional = ("threads", "resolutions", "runtimes", "repeats", "min_seconds", "presets", "peer_tasks")

@@ -47,9 +47,24 @@ TRANSITIONS = {
 _DROPPED_ENV = ("FASTDDS_BUILTIN_TRANSPORTS", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY")
 
 
+#: Domain ids whose DDS ports stay clear of Linux's ephemeral port range (ROS 2 docs, "The
+#: ROS_DOMAIN_ID"): 1..101 (0, the default, is left to the user's own system).
+_SAFE_DOMAINS = range(1, 102)
+_domain_pool: list[int] = []
+
+
 def private_domain() -> int:
-    """A random ROS domain id, away from the default 0, so parallel runs do not meet."""
-    return random.randint(100, 220)
+    """A ROS domain id for a private run, so that parallel runs do not meet: from the safe range,
+    split between pytest-xdist workers (two workers never share one), and cycled in a shuffled order
+    within a process (the last run's participants, a node still shutting down, are not met)."""
+    if not _domain_pool:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
+        count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+        share = max(1, len(_SAFE_DOMAINS) // count)
+        start = _SAFE_DOMAINS.start + (index % count) * share
+        _domain_pool.extend(random.sample(range(start, start + share), share))
+    return _domain_pool.pop()
 
 
 def ros_env(domain: int, log_dir: Path, **extra: str) -> dict[str, str]:

@@ -216,7 +216,7 @@ STREAM_CAMERA = textwrap.dedent(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_while_frames_flow_exits_cleanly(tmp_path, model, sig):
-    domain = DOMAIN_ID + 1 + (sig == signal.SIGTERM)
+    domain = harness.private_domain()
     node = start_node(tmp_path, domain, model, autostart=True)
     script = tmp_path / "camera.py"
     script.write_text(STREAM_CAMERA)
@@ -241,7 +241,7 @@ def test_signal_while_frames_flow_exits_cleanly(tmp_path, model, sig):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_a_long_configure_exits_at_once(tmp_path, model, sig):
-    domain = DOMAIN_ID + 3 + (sig == signal.SIGTERM)
+    domain = harness.private_domain()
     node = start_node(tmp_path, domain, model, warmup_frames=1000)  # many seconds of warm-up
     saved = os.environ.get("ROS_DOMAIN_ID")
     os.environ["ROS_DOMAIN_ID"] = str(domain)

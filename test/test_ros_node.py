@@ -487,7 +487,7 @@ CAMERA = textwrap.dedent(
 )
 def test_camera_in_separate_process_640x480(tmp_path, model, reliability, transport_env):
     # A domain away from the client's.
-    env = harness.ros_env(DOMAIN_ID + 1 + (reliability == "best_effort"), tmp_path, **transport_env)
+    env = harness.ros_env(harness.private_domain(), tmp_path, **transport_env)
     params = write_params(tmp_path / "params.yaml", model, autostart=True)
     node = NodeProcess(params, env, tmp_path / "node.log")
     camera_script = tmp_path / "camera.py"
@@ -514,3 +514,17 @@ def test_camera_in_separate_process_640x480(tmp_path, model, reliability, transp
     # training jobs); without LARGE_DATA it delivers none, which is what this guards against.
     minimum = report["sent"] if reliability == "reliable" else report["sent"] - 2
     assert report["restored"] >= minimum, (report, log)
+
+
+def test_private_domains_are_safe_and_never_shared_between_workers(monkeypatch):
+    """Each pytest-xdist worker draws from its own part of the domain ids that stay clear of Linux's
+    ephemeral ports (1..101), without repeating one until its part is used up."""
+    drawn = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+        monkeypatch.setattr(harness, "_domain_pool", [])
+        drawn[worker] = [harness.private_domain() for _ in range(50)]
+    for ids in drawn.values():
+        assert len(set(ids)) == 50 and all(1 <= d <= 101 for d in ids)
+    assert not set(drawn["gw0"]) & set(drawn["gw1"])

@@ -99,8 +99,8 @@ class RestoreNode(LifecycleNode):
         self._diag_timer = self.create_timer(params.diagnostics_period, self._publish_diagnostics)
         self._state = "inactive"
         self.get_logger().info(
-            f"configured: {opened.runtime.name} backend, model {opened.model_file} "
-            f"({params.warmup_frames} warm-up frames in {opened.warmup_s:.2f} s)"
+            f"configured: {opened.runtime.name} backend, model {opened.model_file}, temporal state "
+            f"{'on' if opened.temporal else 'off'} ({params.warmup_frames} warm-up frames in {opened.warmup_s:.2f} s)"
         )
         return super().on_configure(state)
 

@@ -4,8 +4,8 @@
 changed (the warp's interpolation, the flow's scale or DIS refinement, or the flow computed on the
 *clean* frames, an oracle), against its single-frame file, scored as ``qdr eval --compare`` does.
 ``ceiling``: the single-frame file on static clips (one eval photo, fresh degradation each frame),
-its restorations averaged over 2, 4 and 12 frames: what a perfectly aligned average of the past
-could gain at most.
+its restorations averaged over 2, 4 and 12 frames, and the restoration of the averaged degraded
+frames: what a perfectly aligned average of the past, after or before the network, gains.
 
     .venv/bin/python scripts/stream_diag.py variant --task noise --stream models/noise/stream/int8_cpu.onnx \
         --warp linear [--flow-scale 4] [--refine 5] [--oracle-flow]
@@ -83,15 +83,24 @@ def ceiling(args: argparse.Namespace) -> dict:
                       num_threads=1) as runtime:  # fmt: skip
         for k, clip in enumerate(photo_clips("eval", 16, 0, args.max_side)[: args.photos]):
             clean, degrader = clip.frames[0], ClipDegrader(args.task, k, n_frames=16)
-            outs = [runtime.infer(degrader(t, clean)) for t in range(12)]
+            inputs = [degrader(t, clean) for t in range(12)]
+            outs = [runtime.infer(x) for x in inputs]
             single = float(np.mean([psnr(clean, y) for y in outs]))
-            gains = {n: psnr(clean, np.mean(outs[:n], 0)) - single for n in (2, 4, 12)}
-            rows.append(
-                {"photo": clip.name, "single_psnr": single, **{f"mean_of_{n}": g for n, g in gains.items()}}
-            )
+            after = {n: psnr(clean, np.mean(outs[:n], 0)) - single for n in (2, 4, 12)}
+            # the other order: average the degraded frames, restore the mean once
+            before = {
+                n: psnr(clean, runtime.infer(np.mean(inputs[:n], 0, dtype=np.float32))) - single
+                for n in (2, 4, 12)
+            }
+            row = {"photo": clip.name, "single_psnr": single}
+            row |= {f"mean_of_{n}": g for n, g in after.items()}
+            row |= {f"restored_mean_input_of_{n}": g for n, g in before.items()}
+            rows.append(row)
             print(
-                f"{clip.name}: single {single:.2f} dB; the mean of 2 / 4 / 12 frames "
-                + " / ".join(f"{g:+.2f}" for g in gains.values())
+                f"{clip.name}: single {single:.2f} dB; the mean of 2 / 4 / 12 restorations "
+                + " / ".join(f"{g:+.2f}" for g in after.values())
+                + "; the restored mean of 2 / 4 / 12 inputs "
+                + " / ".join(f"{g:+.2f}" for g in before.values())
             )
     return {"task": args.task, "photos": rows}
 

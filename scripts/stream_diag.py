@@ -2,7 +2,7 @@
 
 ``variant``: a streaming file on the eval clips with one part of the runtime's motion alignment
 changed (the warp's interpolation, the flow's scale or DIS refinement, or the flow computed on the
-*clean* frames, an oracle), against its single-frame file, scored as ``qdr eval --compare`` does.
+*clean* frames, an oracle), against its single-frame file: ``qdr eval --compare`` in this process.
 ``ceiling``: the single-frame file on static clips (one eval photo, fresh degradation each frame),
 its restorations averaged over 2, 4 and 12 frames, and the restoration of the averaged degraded
 frames: what a perfectly aligned average of the past, after or before the network, gains.
@@ -17,14 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from qdr_core.data.clips import ClipDegrader, photo_clips, video_clips
-from qdr_core.evaluate import compare_clip_results, evaluate_clips
+from qdr_core import cli
+from qdr_core.data.clips import ClipDegrader, photo_clips
 from qdr_core.metrics import psnr
 from qdr_core.runtime import load_runtime, motion
 
@@ -32,10 +34,12 @@ WARPS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.IN
 
 
 @contextmanager
-def oracle_flow():
-    """Flows from the clean frames: ``ClipDegrader`` hands the aligner each frame's clean image."""
-    clean: dict[str, np.ndarray] = {}
+def motion_settings(warp: str, flow_scale: int, refine: int, oracle: bool) -> Iterator[None]:
+    """The runtime's motion alignment with the given settings, restored on exit; ``oracle``: flows
+    from the clean frames (``ClipDegrader`` hands the aligner each frame's clean image)."""
+    kept = (motion.WARP_INTERPOLATION, motion.FLOW_SCALE, motion.DIS_REFINEMENT_ITERATIONS)
     degrade, observe = ClipDegrader.__call__, motion.MotionAligner.observe
+    clean: dict[str, np.ndarray] = {}
 
     def remembering(self, t, frame):
         clean["frame"] = frame
@@ -46,29 +50,32 @@ def oracle_flow():
         pad = ((0, 0), (0, planes.shape[1] - frame.shape[1]), (0, planes.shape[2] - frame.shape[2]))
         return observe(self, np.pad(frame, pad, mode="edge"))
 
-    ClipDegrader.__call__, motion.MotionAligner.observe = remembering, observing_clean
+    motion.WARP_INTERPOLATION, motion.FLOW_SCALE, motion.DIS_REFINEMENT_ITERATIONS = (
+        WARPS[warp],
+        flow_scale,
+        refine,
+    )
+    if oracle:  # a single-frame model has no aligner: only the streaming one is affected
+        ClipDegrader.__call__, motion.MotionAligner.observe = remembering, observing_clean
     try:
         yield
     finally:
+        motion.WARP_INTERPOLATION, motion.FLOW_SCALE, motion.DIS_REFINEMENT_ITERATIONS = kept
         ClipDegrader.__call__, motion.MotionAligner.observe = degrade, observe
 
 
 def variant(args: argparse.Namespace) -> dict:
-    motion.WARP_INTERPOLATION = WARPS[args.warp]
-    motion.FLOW_SCALE = args.flow_scale
-    motion.DIS_REFINEMENT_ITERATIONS = args.refine
-    clips = video_clips("eval", args.frames, args.max_side) + photo_clips(
-        "eval", args.frames, 0, args.max_side
-    )
-    results = []
-    for model in (args.stream, args.single or f"models/{args.task}/int8_cpu.onnx"):
-        with load_runtime(model, backend="onnxruntime", num_threads=1) as runtime:
-            if args.oracle_flow and runtime.streaming:
-                with oracle_flow():
-                    results.append(evaluate_clips(runtime, clips, args.task, 0))
-            else:
-                results.append(evaluate_clips(runtime, clips, args.task, 0))
-    delta = compare_clip_results(*results)
+    """``qdr eval --compare`` of the streaming file against the single-frame one on the eval clips,
+    in this process, with the motion settings changed."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        motion_settings(args.warp, args.flow_scale, args.refine, args.oracle_flow),
+    ):
+        out = Path(tmp) / "compare.json"
+        cli.main(["eval", "--model", args.stream, "--compare", args.single, "--task", args.task, "--clips", "eval",
+                  "--clip-source", "all", "--frames", str(args.frames), "--max-side", str(args.max_side),
+                  "--backend", "onnxruntime", "--threads", "1", "--json", str(out)])  # fmt: skip
+        delta = json.loads(out.read_text())["delta"]
     print(
         f"{args.stream} warp {args.warp}, flow scale {args.flow_scale}, refine {args.refine}"
         f"{', oracle flow' if args.oracle_flow else ''}: PSNR {delta['psnr_delta']:+.3f} dB, "
@@ -79,8 +86,7 @@ def variant(args: argparse.Namespace) -> dict:
 
 def ceiling(args: argparse.Namespace) -> dict:
     rows = []
-    with load_runtime(args.single or f"models/{args.task}/int8_cpu.onnx", backend="onnxruntime",
-                      num_threads=1) as runtime:  # fmt: skip
+    with load_runtime(args.single, backend="onnxruntime", num_threads=1) as runtime:
         for k, clip in enumerate(photo_clips("eval", 16, 0, args.max_side)[: args.photos]):
             clean, degrader = clip.frames[0], ClipDegrader(args.task, k, n_frames=16)
             inputs = [degrader(t, clean) for t in range(12)]
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--max-side", type=int, default=640)
         p.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
+    args.single = args.single or f"models/{args.task}/int8_cpu.onnx"
     result = variant(args) if args.command == "variant" else ceiling(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")

@@ -164,15 +164,9 @@ def test_stream_diag_scores_a_variant_and_the_static_ceiling(tmp_path):
     single = write_random_model(tmp_path / "single", preset="efm-t", seed=1).onnx
     stream = write_random_model(tmp_path / "stream", preset="efm-t-recur", seed=1).onnx
     out = tmp_path / "variant.json"
-    from qdr_core.runtime import motion
-
-    kept = (motion.WARP_INTERPOLATION, motion.FLOW_SCALE, motion.DIS_REFINEMENT_ITERATIONS)
-    try:
-        assert diag.main(["variant", "--task", "noise", "--stream", str(stream), "--single", str(single),
-                          "--warp", "linear", "--oracle-flow", "--frames", "2", "--max-side", "64",
-                          "--json", str(out)]) == 0  # fmt: skip
-    finally:
-        motion.WARP_INTERPOLATION, motion.FLOW_SCALE, motion.DIS_REFINEMENT_ITERATIONS = kept
+    assert diag.main(["variant", "--task", "noise", "--stream", str(stream), "--single", str(single),
+                      "--warp", "linear", "--oracle-flow", "--frames", "2", "--max-side", "64",
+                      "--json", str(out)]) == 0  # fmt: skip
     result = json.loads(out.read_text())
     assert result["args"]["oracle_flow"] and np.isfinite(result["delta"]["psnr_delta"])
     assert diag.main(["ceiling", "--task", "noise", "--single", str(single), "--photos", "1", "--max-side", "64",

@@ -307,11 +307,16 @@ def stream_step(options: BenchOptions, models: dict[str, ModelFile], log: Log) -
     where it exists) restoring a stream (flow, warp and state included) against its single-frame
     file, interleaved, 1 thread, at the headline size: issue #14's compute row."""
     from qdr_core.bench.scaling import stream_pair_timing
+    from qdr_core.node.params import shipped_model
 
-    stream = Path(options.models_dir) / options.task / "stream" / "int8_cpu.onnx"
+    stream = Path(options.models_dir) / shipped_model(options.task, "int8_cpu", streaming=True)
     single = models["int8_cpu"]
-    if not stream.is_file() or single.source != "shipped":
-        note = f"no {stream}" if not stream.is_file() else f"no shipped single-frame {options.task} file"
+    note = None
+    if not stream.is_file():
+        note = f"no {stream}"
+    elif single.source != "shipped":
+        note = f"no shipped single-frame {options.task} file"
+    if note:
         log(f"  streaming model: not timed ({note})")
         return {"status": "skipped", "note": note}
     width, height = _headline(options)

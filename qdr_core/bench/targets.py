@@ -114,9 +114,8 @@ def _stream_ratio(result: dict[str, Any]) -> tuple[float | None, str] | None:
     row = result.get("stream") or {}
     if row.get("status") != "ok":
         return None
-    return row[
-        "time_ratio"
-    ], f"{row['stream']}, 1 thread, {row['width']}x{row['height']}, flow and warp included"
+    note = f"{row['stream']}, 1 thread, {row['width']}x{row['height']}, flow and warp included"
+    return row["time_ratio"], note
 
 
 #: The issue's targets, in report order (the per-task peer targets follow them).

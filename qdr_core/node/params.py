@@ -257,8 +257,8 @@ class _ParamMethods:
         or ``auto`` with ``parallel_frames: 1``), then its single-frame file (not for ``true``)."""
         if self.model_path:
             return (self.model_path,)
-        single = f"models/{self.task}/{self.model_variant}.onnx"
-        stream = f"models/{self.task}/stream/{self.model_variant}.onnx"
+        single = f"models/{shipped_model(self.task, self.model_variant)}"
+        stream = f"models/{shipped_model(self.task, self.model_variant, streaming=True)}"
         if self.temporal == "true":
             return (stream,)
         if self.temporal == "auto" and self.parallel_frames == 1:
@@ -352,6 +352,13 @@ def replace_table(readme: str) -> str:
 
 
 # ----------------------------------------------------------------------------- model files
+
+
+def shipped_model(task: str, variant: str, streaming: bool = False) -> str:
+    """A task's shipped model file, relative to the models folder: ``<task>/<variant>.onnx``, or
+    its streaming model ``<task>/stream/<variant>.onnx`` (shipped only when it met issue #14's
+    criteria; docs/streaming.md, "Shipping")."""
+    return f"{task}/stream/{variant}.onnx" if streaming else f"{task}/{variant}.onnx"
 
 
 def resolve_model_candidates(candidates: Sequence[str], search_roots: Iterable[str | os.PathLike]) -> Path:

@@ -321,3 +321,44 @@ def test_cli_export_targets(qat_model, tmp_path):
         )
         == 2
     )
+
+
+def test_cropping_pyramid_int8_exports(tmp_path):
+    """A cropping context pyramid (efm-s-auto) adds Slice and shape ops: the TensorRT export passes
+    the rules (which still refuse shape ops over activations), both exports match the fake-quant
+    model at a size whose deep levels round up, and onnxruntime crops and shuffles uint8."""
+    from qdr_core.models import preset_config
+
+    torch.manual_seed(0)
+    fp32 = build_model(preset_config("efm-t", context_levels=5, context_crop=True))
+    nn.init.normal_(fp32.head.weight, std=0.05)
+    with torch.no_grad():
+        for conv in fp32.context.up:
+            conv.weight.normal_(0, 0.05)
+    qat = quantize_model(fp32, act_method="max")
+    calibrate(qat, [torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(1))])
+    qat.eval()
+    trt = export_tensorrt_qdq(qat, tmp_path / "trt.onnx")
+    rng = np.random.default_rng(0)
+    cpu = export_ort_int8(qat, tmp_path / "cpu.onnx", [rng.random((1, 3, 256, 256), dtype=np.float32)])
+    assert "Slice" in {n.op_type for n in onnx.load(str(trt)).graph.node}
+    x = torch.rand(1, 3, 96, 160, generator=torch.Generator().manual_seed(2))  # 1/64: 1.5 cells
+    with torch.no_grad():
+        ref = qat(x).numpy()
+    # Unoptimized, the QDQ graph is the fake-quant arithmetic up to the odd rounding tie (one flip
+    # in a deep level reaches many pixels: mean, not max).
+    assert np.abs(_run(trt, x.numpy(), ort.GraphOptimizationLevel.ORT_DISABLE_ALL) - ref).mean() < 1e-4
+    assert np.abs(_run(cpu, x.numpy()) - ref).mean() < 0.02
+    optimized = _optimized(cpu)
+    producer = {o: n for n in optimized.node for o in n.output}
+    moved = [n for n in optimized.node if n.op_type in ("Slice", "DepthToSpace") and "context" in n.name]
+    assert moved and all(producer[n.input[0]].op_type != "DequantizeLinear" for n in moved)
+    # A shape op reading an activation (not a shape) breaks the rules.
+    bad = onnx.load(str(trt))
+    gather = _first(bad, "Gather")
+    conv = _first(bad, "Conv")
+    gather.input[0] = conv.output[0]
+    assert any("Gather input" in e and "not a shape" in e for e in check_trt_rules(bad))
+    bad = onnx.load(str(trt))
+    _first(bad, "Slice").input[2] = conv.output[0]
+    assert any("Slice bound" in e for e in check_trt_rules(bad))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -21,6 +23,7 @@ from qdr_core.models.checkpoint import (
 from qdr_core.models.complexity import count_macs, count_params
 from qdr_core.quant.qat_model import load_model
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = {name: dict(cfg.to_dict(), width=4) for name, cfg in PRESETS.items()}
 
 
@@ -178,6 +181,44 @@ def test_context_pyramid_starts_as_identity_and_sets_the_size_multiple() -> None
     assert (plain(y) - plain(x))[..., 24:, 36:].abs().max() == 0
 
 
+def _opened_pyramid(cfg: EFMConfig, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = randomise_head(build_model(cfg))
+    with torch.no_grad():
+        for conv in model.context.up:
+            conv.weight.normal_(0, 0.1)
+    return model.eval()
+
+
+def test_cropping_pyramid_is_the_same_function_and_needs_only_multiples_of_32(tmp_path) -> None:
+    """context_crop (efm-s-ctx5 / efm-s-auto): where the sizes halve exactly it computes what the
+    padded pyramid computes; otherwise its levels below 1/32 round up and are cropped on the way
+    back, so a frame pads to 32, not 128 (640x480 is not padded), also in the exported graph."""
+    from dataclasses import replace
+
+    cfg = preset_config("efm-t", context_levels=5)
+    padded = _opened_pyramid(cfg)
+    crop = build_model(replace(cfg, context_crop=True)).eval()
+    crop.load_state_dict(padded.state_dict())
+    assert (padded.size_multiple, crop.size_multiple) == (128, 32)
+    assert preset_config("efm-s-auto").context_crop and preset_config("efm-s-ctx5").context_crop
+    x = torch.rand(1, 3, 128, 256)
+    with torch.no_grad():
+        assert torch.equal(crop(x), padded(x))
+        y = torch.rand(1, 3, 96, 160)  # 1/32: 3x5 cells; 1/64 and 1/128 round up
+        out = crop(y)
+    assert out.shape == y.shape and torch.isfinite(out).all()
+    assert count_macs(crop, 480, 640) < count_macs(padded, 480, 640) == count_macs(padded, 512, 640)
+    path = export_onnx(crop, tmp_path / "crop.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert {p.key: p.value for p in onnx.load(str(path)).metadata_props}["size_multiple"] == "32"
+    for shape in ((96, 160), (32, 224), (224, 32)):
+        z = torch.rand(1, 3, *shape)
+        with torch.no_grad():
+            want = crop(z).numpy()
+        assert np.abs(sess.run(None, {"input": z.numpy()})[0] - want).max() < 1e-5
+
+
 def test_init_from_copies_weights_into_an_extended_model(tmp_path) -> None:
     from qdr_core.models.checkpoint import init_from
 
@@ -235,3 +276,41 @@ def test_deep_pyramid_counts_exports_and_runs_on_padded_frames(tmp_path) -> None
     with torch.no_grad():
         ref = model(x[None])[0, :, :70, :130].clamp(0, 1).numpy().transpose(1, 2, 0)
     assert np.abs(out - ref).max() < 1e-5
+
+
+def test_reconfigure_checkpoint_switches_context_crop_and_refuses_weight_changes(tmp_path) -> None:
+    """scripts/reconfigure_checkpoint.py (how models/auto got ``context_crop``): fp32 and qat files
+    keep every tensor, record the change, and a change the weights do not fit is refused."""
+    import runpy
+    import sys
+
+    from qdr_core.quant import calibrate, qat_payload, quantize_model
+    from qdr_core.quant.qat_model import reconfigure_checkpoint
+
+    model = _opened_pyramid(preset_config("efm-t", context_levels=4))
+    qat = quantize_model(model)
+    calibrate(qat, [torch.rand(1, 3, 64, 64)])
+    save_checkpoint(tmp_path / "fp32.pt", model_payload(model, "fp32", {"task": "haze"}))
+    save_checkpoint(tmp_path / "qat.pt", qat_payload(qat, {"task": "haze"}))
+    for kind in ("fp32", "qat"):
+        src, dst = tmp_path / f"{kind}.pt", tmp_path / f"{kind}_crop.pt"
+        assert reconfigure_checkpoint(src, dst, {"context_crop": True})["context_crop"] is True
+        before, after = load_model(src), load_model(dst)
+        assert (before.size_multiple, after.size_multiple) == (64, 32)
+        x = torch.rand(1, 3, 64, 128)
+        with torch.no_grad():
+            assert torch.equal(before(x), after(x))
+        assert read_checkpoint(dst)["meta"]["reconfigured"] == [{"context_crop": "True"}]
+    with pytest.raises(ModelFileError, match="does not fit the stored weights"):
+        reconfigure_checkpoint(tmp_path / "qat.pt", tmp_path / "bad.pt", {"context_levels": 5})
+    with pytest.raises(ModelFileError, match="unknown EFM config keys"):
+        reconfigure_checkpoint(tmp_path / "qat.pt", tmp_path / "bad.pt", {"colour": 1})
+    assert not (tmp_path / "bad.pt").exists()
+    argv = sys.argv
+    sys.argv = ["reconfigure_checkpoint.py", str(tmp_path / "fp32.pt"), "context_crop=true"]
+    try:
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(REPO / "scripts" / "reconfigure_checkpoint.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert done.value.code == 0 and load_model(tmp_path / "fp32.pt").cfg.context_crop

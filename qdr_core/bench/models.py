@@ -140,10 +140,12 @@ def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640
         for info in [*model.graph.value_info, *model.graph.output, *model.graph.input]
     }
     shapes.update({i.name: list(i.dims) for i in model.graph.initializer})
+    convs = [n for n in model.graph.node if n.op_type in ("Conv", "QLinearConv", "ConvInteger")]
+    unknown = [n.output[0] for n in convs if not shapes.get(n.output[0]) or 0 in shapes[n.output[0]]]
+    if unknown:
+        shapes.update(_run_shapes(model, fixed, unknown))
     macs = 0
-    for node in model.graph.node:
-        if node.op_type not in ("Conv", "QLinearConv", "ConvInteger"):
-            continue
+    for node in convs:
         w_name = node.input[3] if node.op_type == "QLinearConv" else node.input[1]
         w_shape, out_shape = shapes.get(w_name), shapes.get(node.output[0])
         if not w_shape or not out_shape or 0 in out_shape:
@@ -153,3 +155,22 @@ def onnx_complexity(path: str | os.PathLike, height: int = 480, width: int = 640
         int(np.prod(numpy_helper.to_array(i).shape)) for i in model.graph.initializer if i.data_type == 1
     )
     return {"macs": macs, "params_fp32_initializers": params}
+
+
+def _run_shapes(model, fixed: dict[str, tuple[int, ...]], names: list[str]) -> dict[str, list[int]]:
+    """Shapes of the tensors ``names``, found by running ``model`` once on zeros of the ``fixed``
+    input shapes: ONNX shape inference stops at a Slice whose bounds are computed from shapes (a
+    cropping context pyramid's, ``models.context``)."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    known = {o.name for o in probe.graph.output}
+    probe.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    feeds = {name: np.zeros(shape, np.float32) for name, shape in fixed.items()}
+    return {name: list(value.shape) for name, value in zip(names, sess.run(names, feeds))}

@@ -94,11 +94,12 @@ def tensor_overrides(qat: EFM, graph: onnx.GraphProto) -> dict[str, list[dict]]:
                 "zero_point": np.array(zero_point, np.uint8),
             }
         ]
-    # DepthToSpace only permutes elements, so quantizing its input with its output's learned range
-    # is exact; with equal ranges on both sides onnxruntime drops the DQ -> DepthToSpace -> Q pair
-    # and shuffles uint8 (efm-s: 5.7 ms of float shuffle + Q/DQ become a 2 ms uint8 shuffle).
-    for node in graph.node:
-        if node.op_type == "DepthToSpace" and node.output[0] in overrides:
+    # DepthToSpace only permutes elements and Slice (a cropping context pyramid's) only drops some,
+    # so quantizing their input with their output's learned range is exact; with equal ranges on
+    # both sides onnxruntime drops the DQ -> op -> Q pairs and moves uint8 (efm-s: 5.7 ms of float
+    # shuffle + Q/DQ become a 2 ms uint8 shuffle). Backwards, so DepthToSpace -> Slice chains too.
+    for node in reversed(graph.node):
+        if node.op_type in ("DepthToSpace", "Slice") and node.output[0] in overrides:
             overrides.setdefault(node.input[0], overrides[node.output[0]])
     for w in plan.weights:
         overrides[w.initializer] = [

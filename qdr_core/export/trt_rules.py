@@ -4,7 +4,10 @@ Rules (TensorRT 10 "explicit quantization", restricted to what an EFM needs):
 
 * opset 17..20, and only QuantizeLinear / DequantizeLinear / Conv / Relu / Add / Mul / Sigmoid /
   DepthToSpace / Resize / GlobalAveragePool nodes (the pool: the ``auto`` model's condition
-  descriptor, ``models.condition``; TensorRT runs it as a pooling layer);
+  descriptor, ``models.condition``; TensorRT runs it as a pooling layer), plus the crop of a
+  cropping context pyramid (``models.context``): Slice whose bounds are constants or shape
+  arithmetic (Shape -> Gather -> Unsqueeze: TensorRT shape tensors, computed at build time per
+  optimisation profile), where Shape reads any tensor and Gather / Unsqueeze only shapes;
 * every Q/DQ: constant float32 scales > 0, a constant INT8 zero-point that is all zeros (symmetric);
 * activations per-tensor (scalar scale); Conv weights per-channel on axis 0 (one scale per output
   channel), from a constant weight;
@@ -33,7 +36,10 @@ ALLOWED_OPS = {
     "DepthToSpace",
     "Resize",
     "GlobalAveragePool",
+    *("Slice", "Shape", "Gather", "Unsqueeze"),
 }
+#: Ops that may only compute on shapes (their inputs: a Shape's output, their own, or constants).
+SHAPE_OPS = ("Shape", "Gather", "Unsqueeze")
 OPSET_RANGE = (17, 20)
 
 
@@ -178,8 +184,39 @@ def _dq_scale_errors(g: _Graph, node: onnx.NodeProto) -> list[str]:
     return []
 
 
+def _is_shape_value(g: _Graph, name: str) -> bool:
+    """A constant, or a value computed from tensor shapes only."""
+    node = g.producer.get(name)
+    return name in g.inits or (node is not None and node.op_type in SHAPE_OPS)
+
+
+def _shape_op_errors(g: _Graph, node: onnx.NodeProto) -> list[str]:
+    """Gather / Unsqueeze compute on shapes only, never on activations."""
+    return [
+        f"{node.name}: {node.op_type} input {name} is not a shape or a constant"
+        for name in node.input
+        if name and not _is_shape_value(g, name)
+    ]
+
+
+def _slice_errors(g: _Graph, node: onnx.NodeProto) -> list[str]:
+    """A crop: its starts / ends / axes / steps are constants or shape arithmetic."""
+    return [
+        f"{node.name}: Slice bound {name} is not a shape or a constant"
+        for name in node.input[1:]
+        if name and not _is_shape_value(g, name)
+    ]
+
+
 #: Per-node rules by op type (checked in graph order, after the op and Q/DQ parameter rules).
-_NODE_RULES = {"Conv": _conv_errors, "Add": _add_errors, "DequantizeLinear": _dq_scale_errors}
+_NODE_RULES = {
+    "Conv": _conv_errors,
+    "Add": _add_errors,
+    "DequantizeLinear": _dq_scale_errors,
+    "Gather": _shape_op_errors,
+    "Unsqueeze": _shape_op_errors,
+    "Slice": _slice_errors,
+}
 
 
 def assert_trt_rules(model: onnx.ModelProto | str) -> None:

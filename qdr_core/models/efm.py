@@ -20,7 +20,7 @@ from torch import nn
 from qdr_core.errors import ConfigError
 from qdr_core.models.blocks import Add, ResidualBlock, SharedInput
 from qdr_core.models.condition import ConditionDescriptor
-from qdr_core.models.context import ContextPyramid
+from qdr_core.models.context import ContextPyramid, input_multiple
 from qdr_core.models.streaming import EMPTY_OUTPUT_STATE, OutputFusion, TemporalFusion
 
 #: What a streaming EFM carries to the next frame (``EFMConfig.state``).
@@ -40,7 +40,12 @@ class EFMConfig:
         gate_channels: channels of each LDG gate map (1 or the block width).
         context_levels: extra stride-2 levels below the bottleneck (1/8, 1/16, ...; see
             ``models.context``) for degradations that need the whole frame (haze). Each level
-            doubles the size multiple the input must have (4 * 2**levels).
+            doubles the size multiple the input must have (4 * 2**levels) unless
+            ``context_crop``.
+        context_crop: the context pyramid's deep levels (1/32 and below) round up and are cropped
+            on the way back (``models.context``), so inputs need multiples of 32 at most, not
+            4 * 2**levels (a 640x480 frame is not padded to 640x512). The same function on sides
+            that are multiples of 4 * 2**levels; off in files made before it existed.
         temporal: a streaming model: carries its bottleneck to the next frame
             (``models.streaming``); forward takes ``(frame, state)`` and returns
             ``(restored, state)``.
@@ -60,6 +65,7 @@ class EFMConfig:
     ldg: bool = True
     gate_channels: int = 1
     context_levels: int = 0
+    context_crop: bool = False
     temporal: bool = False
     condition: bool = False
     state: str = "bottleneck"
@@ -99,10 +105,15 @@ PRESETS: dict[str, EFMConfig] = {
     # Quality preset (and the larger teacher of the capacity-mismatch ablation).
     "efm-m": EFMConfig(width=48, enc_blocks=2, mid_blocks=4, dec_blocks=2),
     # efm-s plus a 3-level context pyramid (down to 1/32): frame-wide receptive field for haze.
-    "efm-s-ctx": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=3),
+    "efm-s-ctx": EFMConfig(
+        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=3, context_crop=True
+    ),
     # Five levels (down to 1/128): the deepest 3x3 convs see the whole frame, so frame-wide
-    # statistics (haze's airlight and overall density) are in reach; inputs pad to multiples of 128.
-    "efm-s-ctx5": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5),
+    # statistics (haze's airlight and overall density) are in reach; inputs pad to multiples of 32
+    # (the levels below 1/32 round up; the shipped haze files predate that and pad to 128).
+    "efm-s-ctx5": EFMConfig(
+        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5, context_crop=True
+    ),
     # Streaming variants (same size + temporal fusion at the bottleneck; see models.streaming).
     "efm-t-stream": EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1, temporal=True),
     "efm-s-stream": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True),
@@ -116,12 +127,25 @@ PRESETS: dict[str, EFMConfig] = {
     ),
     # The same fusion over the haze model's network (efm-s-ctx5).
     "efm-s-ctx5-recur": EFMConfig(
-        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5, temporal=True, state="output"
+        width=32,
+        enc_blocks=1,
+        mid_blocks=3,
+        dec_blocks=1,
+        context_levels=5,
+        context_crop=True,
+        temporal=True,
+        state="output",
     ),
     # The all-conditions `auto` model: efm-s-ctx5 plus the global condition descriptor; same
     # weights as efm-s-ctx5 where they overlap, so it can start from the haze model.
     "efm-s-auto": EFMConfig(
-        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5, condition=True
+        width=32,
+        enc_blocks=1,
+        mid_blocks=3,
+        dec_blocks=1,
+        context_levels=5,
+        context_crop=True,
+        condition=True,
     ),
 }
 DEFAULT_PRESET = "efm-s"
@@ -136,7 +160,7 @@ def preset_config(name: str, **overrides) -> EFMConfig:
 
 class EFM(nn.Module):
     """Edge-Friendly Model. Input and output: RGB in [0, 1], NCHW, H and W multiples of
-    ``size_multiple`` (4, or 4 * 2**context_levels with a context pyramid).
+    ``size_multiple`` (4, or up to 4 * 2**context_levels with a context pyramid).
 
     A temporal (streaming) EFM also takes and returns the state (``state_shape``); a missing state
     is the empty state (``empty_state``: the first frame of a stream)."""
@@ -144,7 +168,10 @@ class EFM(nn.Module):
     def __init__(self, cfg: EFMConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.size_multiple = 4 * 2**cfg.context_levels
+        #: Frame pixels per cell of the deepest level (4 * 2**context_levels): crops at least two
+        #: of these across give every level a proper range (calibration, tracing).
+        self.deepest_cell = 4 * 2**cfg.context_levels
+        self.size_multiple = 4 * input_multiple(cfg.context_levels, cfg.context_crop)
         recur = cfg.aligned_state
         #: A bottleneck state has 1/4 of the padded frame's resolution; an output state all of it.
         self.state_stride = 1 if recur else 4
@@ -158,7 +185,9 @@ class EFM(nn.Module):
         )
         self.down = nn.Conv2d(c, c2, 3, stride=2, padding=1)
         self.down_act = nn.ReLU()
-        self.context = ContextPyramid(c2, cfg.context_levels) if cfg.context_levels else nn.Identity()
+        self.context = (
+            ContextPyramid(c2, cfg.context_levels, cfg.context_crop) if cfg.context_levels else nn.Identity()
+        )
         self.fusion = TemporalFusion(c2) if cfg.temporal and not recur else None
         self.output_fusion = OutputFusion(c) if recur else None
         self.bottleneck = nn.Sequential(

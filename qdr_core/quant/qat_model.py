@@ -16,7 +16,7 @@ from typing import Any
 from torch import nn
 
 from qdr_core.errors import ModelFileError
-from qdr_core.models.checkpoint import load_fp32_model, model_payload, read_checkpoint
+from qdr_core.models.checkpoint import load_fp32_model, model_payload, read_checkpoint, save_checkpoint
 from qdr_core.models.efm import EFM, EFMConfig
 from qdr_core.quant.convert import quantize_model
 
@@ -45,3 +45,30 @@ def load_model(path: str | os.PathLike) -> nn.Module:
     if payload["kind"] == "qat":
         return load_qat_model(payload, source=str(path))
     raise ModelFileError(f"{path}: unknown checkpoint kind {payload['kind']!r}")
+
+
+def reconfigure_checkpoint(
+    src: str | os.PathLike, dst: str | os.PathLike, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Copy the checkpoint ``src`` (fp32 or qat) to ``dst`` with EFMConfig fields changed that keep
+    the weights as they are (e.g. ``context_crop``): every stored tensor must load into the new
+    architecture exactly, so a change that adds, drops or reshapes a tensor is refused. The change
+    is recorded in ``meta["reconfigured"]``. Returns the new config."""
+    payload = read_checkpoint(src)
+    try:
+        config = EFMConfig.from_dict({**payload["model"], **changes})
+    except Exception as exc:
+        raise ModelFileError(f"{src}: cannot apply {changes} ({exc})") from exc
+    model = EFM(config)
+    if payload["kind"] == "qat":
+        model = quantize_model(model)
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except Exception as exc:
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        first = f"{len(details)} problems, first: {details[0]}" if details else str(exc)
+        raise ModelFileError(f"{src}: {changes} does not fit the stored weights ({first})") from exc
+    meta = dict(payload.get("meta", {}))
+    meta["reconfigured"] = [*meta.get("reconfigured", []), {k: str(v) for k, v in changes.items()}]
+    save_checkpoint(dst, {**payload, "model": config.to_dict(), "meta": meta})
+    return config.to_dict()

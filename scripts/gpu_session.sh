@@ -10,6 +10,10 @@
 #                      + its benchmark degradation, train_all photos), from models/<task>/fp32.pt
 #   ablate_auto/<v>    the QAT ablation variants on the new auto teacher (qat, output KD, DFD, QDR),
 #                      same fixed schedule; `qdr ablate --task auto --reuse` scores them on a CPU.
+# AUTO_ONLY=1 runs only the auto continuation of models/auto/MODEL_CARD.md ("how to continue"): one
+# FP32 run with every core synthesising, the rain-weighted mix and 288-px crops (9 x 32: the pyramid's
+# 1/32 level rounds up as a 640x480 frame's does, context_crop), then its QAT; lent-GPU time is
+# 15 minutes now, so e.g. T_FP32=420 T_QAT=150.
 # The machine has no Debian packages and no pip: first, here,
 #   .venv/bin/python scripts/pack_data.py .gpu && pip download PyWavelets, mahotas (cp312) to .gpu/whl
 # and carry .gpu. Outputs (tarballs, packed every minute so a cut-off run still returns what it
@@ -80,6 +84,20 @@ pack() { # the tarballs: what exists now
 t0=$(date +%s)
 (nvidia-smi --query-gpu=name,memory.used --format=csv,noheader; "$py" -c "import torch; print(torch.__version__, torch.cuda.is_available())") \
   >"$runs/logs/machine.txt" 2>&1
+if [ -n "${AUTO_ONLY:-}" ]; then
+  (while sleep 60; do pack; done) &
+  packer=$!
+  { fp32 auto auto efm-s-auto models/auto/fp32.pt 16 288 15 --lr 0.0002 --seed 4 \
+      --mix clean=0.25,single=0.5,effects=fog+rain+rain+night+sensor+sensor &&
+    qat auto auto 16 288 15 --seed 4; } >"$runs/logs/auto.log" 2>&1
+  echo "auto: exit $?" >>"$runs/logs/status.txt"
+  kill "$packer" 2>/dev/null
+  pack
+  cat "$runs/logs/status.txt" "$runs/logs/machine.txt"
+  grep -E "val PSNR|fake-quant|Error|error|Traceback" "$runs/logs/auto.log" | tail -4
+  echo "total $(($(date +%s) - t0)) s"
+  exit 0
+fi
 chain auto auto efm-s-auto models/auto/fp32.pt 16 256 6 3 &
 chain stream_lowlight lowlight efm-s-stream models/lowlight/fp32.pt 8 128 3 2 --clip-frames 5 &
 chain stream_noise noise efm-s-stream models/noise/fp32.pt 8 128 1 1 --clip-frames 5 &

@@ -47,6 +47,7 @@ def measure(task: str, model: Path, images: list, names: list, tile_pixels: int,
             "psnr_whole": psnr(clean, whole), "psnr_tiled": psnr(clean, tiled),
             "max_abs_diff": float(np.abs(whole - tiled).max()),
         })  # fmt: skip
+    geometry = runtime.tile_geometry()
     runtime.close()
     whole_db = float(np.mean([r["psnr_whole"] for r in rows]))
     tiled_db = float(np.mean([r["psnr_tiled"] for r in rows]))
@@ -54,8 +55,8 @@ def measure(task: str, model: Path, images: list, names: list, tile_pixels: int,
         "task": task,
         "model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model),
         "size_multiple": runtime.size_multiple,
-        "overlap_px": -(-max(overlap, 2 * runtime.size_multiple) // runtime.size_multiple)
-        * runtime.size_multiple,
+        "tile_unit": geometry[0],
+        "overlap_px": geometry[1],
         "psnr_whole": whole_db,
         "psnr_tiled": tiled_db,
         "delta_db": tiled_db - whole_db,
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                       args.tile_pixels, args.overlap, args.threads)  # fmt: skip
         results.append(row)
         print(
-            f"{task:8s} m={row['size_multiple']:<3d} overlap {row['overlap_px']:3d}px: whole "
+            f"{task:8s} m={row['size_multiple']:<3d} unit {row['tile_unit']:<3d} overlap {row['overlap_px']:3d}px: whole "
             f"{row['psnr_whole']:.3f} dB, tiled {row['psnr_tiled']:.3f} dB, delta {row['delta_db']:+.4f} dB "
             f"(worst image {row['worst_image_delta_db']:+.4f}), max |diff| {row['max_abs_diff']:.4f}, "
             f"tiles per image >= {row['min_tiles']}"

@@ -102,12 +102,19 @@ def test_the_node_frame_path_tiles(tmp_path) -> None:
     assert bytes(tiled.data) == bytes(whole.data)
 
 
-def test_a_context_model_tiles_on_its_128_pixel_grid() -> None:
-    """The haze model (size multiple 128) tiles too; its whole-frame context makes tiles differ a
-    little (docs/performance.md has the measured PSNR cost), never in shape or range."""
+def test_a_context_model_tiles_with_its_pyramids_reach() -> None:
+    """The haze model (a cropping context pyramid: size multiple 32, deepest cell 128 px) tiles
+    too, with tiles overlapping by two deepest cells (256 px), not two size multiples; its
+    whole-frame context makes tiles differ a little (docs/performance.md has the measured PSNR
+    cost), never in shape or range."""
     image = np.random.default_rng(1).random((300, 420, 3), dtype=np.float32)
-    with load_runtime(MODELS / "haze" / "int8_cpu.onnx", num_threads=1, tile_pixels=384 * 384) as runtime:
-        assert runtime.size_multiple == 128 and len(runtime._tiles(300, 420)) > 1
+    with load_runtime(MODELS / "haze" / "int8_cpu.onnx", num_threads=1, tile_pixels=600 * 600) as runtime:
+        assert (runtime.size_multiple, runtime.context_cell) == (32, 128)
+        assert runtime.tile_geometry() == (128, 256)  # as when it padded frames to 128
+        tiles = runtime._tiles(300, 1200)
+        assert len(tiles) > 1
+        first = tiles[0]
+        assert first.source[1].stop - first.core[1].stop >= 256
         out = runtime.infer(image)
     assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
 

@@ -41,6 +41,20 @@ def temporal_metadata(model: nn.Module) -> dict[str, str]:
     return meta
 
 
+def shape_metadata(model: nn.Module) -> dict[str, str]:
+    """Metadata that tells runtimes how to size frames for ``model``: ``size_multiple`` (inputs pad
+    to it) and, for an EFM, ``context_cell`` (frame pixels per cell of its deepest level, which sets
+    how far tiles must overlap; larger than the multiple for a cropping context pyramid)."""
+    meta = {}
+    multiple = getattr(model, "size_multiple", None)
+    if multiple:
+        meta["size_multiple"] = str(multiple)
+    cell = getattr(model, "deepest_cell", None)
+    if cell:
+        meta["context_cell"] = str(cell)
+    return meta
+
+
 def inline_identity_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     """Replace ``Identity(initializer)`` nodes (the exporter's de-duplication of equal weights) by
     copies of the initializer, so the graph holds only compute ops."""
@@ -116,7 +130,7 @@ def export_onnx(
         )
     proto = constants_to_initializers(inline_identity_initializers(onnx.load(str(path))))
     # Runtimes pad H and W to ``multiple`` (an EFM with a context pyramid needs more than 4).
-    meta = {**({"size_multiple": str(multiple)} if multiple else {}), **(metadata or {})}
+    meta = {**shape_metadata(model), **(metadata or {})}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)

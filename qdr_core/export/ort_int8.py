@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 
 from qdr_core.errors import ModelFileError
-from qdr_core.export.onnx_fp32 import temporal_metadata
+from qdr_core.export.onnx_fp32 import shape_metadata, temporal_metadata
 from qdr_core.export.quant_points import export_float_graph, quant_plan
 from qdr_core.models.efm import EFM
 
@@ -153,7 +153,7 @@ def export_ort_int8(
         "precision": "int8",
         "quantization": "qdq-onnxruntime-u8s8",
         "fp32_layers": ",".join(w.rsplit(".", 1)[0] for w in fp32_convs),
-        "size_multiple": str(qat.size_multiple),
+        **shape_metadata(qat),
         **temporal_metadata(qat),
         **(metadata or {}),
     }

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from qdr_core.export.onnx_fp32 import temporal_metadata
+from qdr_core.export.onnx_fp32 import shape_metadata, temporal_metadata
 from qdr_core.export.quant_points import export_float_graph, quant_plan
 from qdr_core.models.efm import EFM
 
@@ -81,7 +81,7 @@ def export_tensorrt_qdq(
     meta = {
         "precision": "int8",
         "quantization": "qdq-tensorrt",
-        "size_multiple": str(qat.size_multiple),
+        **shape_metadata(qat),
         **temporal_metadata(qat),
         **(metadata or {}),
     }

@@ -14,7 +14,13 @@ import cv2
 import numpy as np
 
 from qdr_core.errors import ConfigError, ImageFormatError, ModelFileError
-from qdr_core.runtime.tiling import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_PIXELS, needs_tiling, plan_tiles
+from qdr_core.runtime.tiling import (
+    DEFAULT_TILE_OVERLAP,
+    DEFAULT_TILE_PIXELS,
+    needs_tiling,
+    plan_tiles,
+    tile_overlap_px,
+)
 from qdr_core.sizes import DEFAULT_SIZE_MULTIPLE, pad_amounts
 
 #: A streaming model's state input and output (the names ``export.onnx_fp32`` gives them; not
@@ -84,6 +90,10 @@ class Runtime(abc.ABC):
         self.model_path = str(model_path)
         self.num_threads = int(num_threads)
         self.size_multiple = DEFAULT_SIZE_MULTIPLE
+        #: Frame pixels per cell of the model's deepest level (metadata ``context_cell``; 0 when
+        #: not given, then the size multiple stands in): tiles are laid out on it and overlap by
+        #: at least two of them.
+        self.context_cell = 0
         self.metadata: dict[str, str] = {}
         self.signature = None
         self.tile_pixels: float = DEFAULT_TILE_PIXELS
@@ -111,7 +121,25 @@ class Runtime(abc.ABC):
     def _tiles(self, h: int, w: int):
         if not needs_tiling(h, w, self.size_multiple, self.tile_pixels, self.max_tile_shape):
             return None
-        return plan_tiles(h, w, self.size_multiple, self.tile_pixels, self.tile_overlap, self.max_tile_shape)
+        # Tiles are laid out on the model's reach: a cropping context pyramid's cell (context_cell,
+        # 128 px) exceeds its size multiple (32), and its tiles need the same cores and overlap
+        # (two cells) as when it padded frames to 128.
+        unit, _ = self.tile_geometry()
+        return plan_tiles(h, w, unit, self.tile_pixels, self.tile_overlap, self.max_tile_shape)
+
+    def tile_geometry(self) -> tuple[int, int]:
+        """``(unit, overlap)`` of this model's tiles: cores are multiples of ``unit`` (the larger
+        of the size multiple and ``context_cell``) and read ``overlap`` pixels beyond them."""
+        unit = max(self.size_multiple, self.context_cell)
+        return unit, tile_overlap_px(self.tile_overlap, unit)
+
+    def _read_shape_metadata(self) -> None:
+        """``size_multiple`` and ``context_cell`` from ``self.metadata``; an out-of-range value is
+        kept out here so that the model contract (``check_size_multiple``) rejects it."""
+        for key in ("size_multiple", "context_cell"):
+            raw = self.metadata.get(key, "")
+            if raw.strip().isdigit() and int(raw) > 0:
+                setattr(self, key, int(raw))
 
     @abc.abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray:

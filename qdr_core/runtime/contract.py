@@ -66,15 +66,17 @@ def _fail(runtime, problem: str) -> ModelContractError:
 
 
 def check_size_multiple(runtime, contract: ModelContract = DEFAULT_CONTRACT) -> None:
-    """The size-multiple part of the contract, for backends that size buffers from it while loading."""
-    raw = runtime.metadata.get("size_multiple")
-    if raw is not None:
-        text = str(raw).strip()
-        if not text.isdigit() or not 1 <= int(text) <= contract.max_size_multiple:
-            raise _fail(
-                runtime,
-                f"metadata size_multiple={raw!r} is not an integer in 1..{contract.max_size_multiple}",
-            )
+    """The size-multiple part of the contract (with ``context_cell``, the other size the metadata
+    sets), for backends that size buffers from it while loading."""
+    for key in ("size_multiple", "context_cell"):
+        raw = runtime.metadata.get(key)
+        if raw is not None:
+            text = str(raw).strip()
+            if not text.isdigit() or not 1 <= int(text) <= contract.max_size_multiple:
+                raise _fail(
+                    runtime,
+                    f"metadata {key}={raw!r} is not an integer in 1..{contract.max_size_multiple}",
+                )
     multiple = runtime.size_multiple
     if not isinstance(multiple, int) or not 1 <= multiple <= contract.max_size_multiple:
         raise _fail(

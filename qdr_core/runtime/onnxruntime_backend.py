@@ -111,10 +111,7 @@ class OnnxRuntime(Runtime):
         names = [o.name for o in outputs]
         self.output_name = "output" if "output" in names else names[0]
         output = outputs[names.index(self.output_name)]
-        multiple = self.metadata.get("size_multiple")
-        # An out-of-range value is kept so that the model contract (load_runtime) rejects it.
-        if multiple is not None and multiple.strip().isdigit() and int(multiple) > 0:
-            self.size_multiple = int(multiple)
+        self._read_shape_metadata()
         self.signature = ModelSignature(
             input_shape=_dims(inputs[0].shape),
             output_shape=_dims(output.shape),

@@ -264,9 +264,7 @@ class TensorRTRuntime(Runtime):
         self.dla_core = int(dla_core)
         self.strongly_typed = bool(strongly_typed)
         self.metadata = read_metadata(self.model_path)
-        multiple = self.metadata.get("size_multiple", "")
-        if multiple.isdigit() and int(multiple) > 0:
-            self.size_multiple = int(multiple)
+        self._read_shape_metadata()
         # Checked before the profile is sized from it (load_runtime checks the rest after loading).
         check_size_multiple(self)
         # Profile sizes round up to the model's multiple (1080 -> 1088 for a 32-multiple model):

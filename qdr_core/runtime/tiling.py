@@ -48,6 +48,11 @@ def needs_tiling(
     return padded_h * padded_w > tile_pixels or too_big
 
 
+def tile_overlap_px(overlap: int, multiple: int) -> int:
+    """The overlap tiles actually read: at least two ``multiple``s, rounded up to one."""
+    return _round_up(max(int(overlap), 2 * multiple), multiple)
+
+
 def plan_tiles(
     height: int,
     width: int,
@@ -64,7 +69,9 @@ def plan_tiles(
     """
     # A model's receptive field grows with its depth, and so does its size multiple: the haze model's
     # context pyramid (multiple 128) needs 256 px of overlap to stay within 0.03 dB of whole frames.
-    overlap = _round_up(max(int(overlap), 2 * multiple), multiple)
+    # (A cropping pyramid's size multiple is smaller than its reach: ``Runtime._tiles`` passes its
+    # ``context_cell`` as ``multiple``.)
+    overlap = tile_overlap_px(overlap, multiple)
     side = math.isqrt(int(min(tile_pixels, height * width)))
     core = max((side - 2 * overlap) // multiple * multiple, multiple)
     core_rows = core_cols = core

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 DEFAULT_TILE_PIXELS = 1920 * 1088
 #: Pixels each tile reads beyond its core on every inner side: enough for the receptive field of the
 #: shipped lowlight / rain / noise models (tiled output is bit-identical). The plan raises it to at
-#: least two size multiples and rounds it up to one.
+#: least two tile units (``Runtime.tile_geometry``) and rounds it up to one.
 DEFAULT_TILE_OVERLAP = 64
 
 

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             args.output,
             # Crops at least two of the model's deepest cells across (a context pyramid's 1/128
             # level is 1x1 on 128-pixel crops, and its ranges would not fit full frames).
-            calibration_batches(task, args.calib_images, patch=max(128, 2 * model.deepest_cell)),
+            calibration_batches(task, args.calib_images, patch=max(128, 2 * model.context_cell)),
             metadata,
             opset=args.opset,
         )

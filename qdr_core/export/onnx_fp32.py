@@ -49,7 +49,7 @@ def shape_metadata(model: nn.Module) -> dict[str, str]:
     multiple = getattr(model, "size_multiple", None)
     if multiple:
         meta["size_multiple"] = str(multiple)
-    cell = getattr(model, "deepest_cell", None)
+    cell = getattr(model, "context_cell", None)
     if cell:
         meta["context_cell"] = str(cell)
     return meta

@@ -71,15 +71,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load_fp32_model(path: str | os.PathLike) -> tuple[EFM, dict[str, Any]]:
-    """Build the FP32 EFM stored in ``path``; returns ``(model in eval mode, payload)``."""
-    payload = read_checkpoint(path)
+def fp32_model_from_payload(payload: dict[str, Any], source: str = "<payload>") -> EFM:
+    """The FP32 EFM of a checkpoint payload (its ``model`` config, its ``state_dict``), in eval mode."""
     try:
         model = EFM(EFMConfig.from_dict(payload["model"]))
         model.load_state_dict(payload["state_dict"])
     except Exception as exc:
-        raise ModelFileError(f"{path}: weights do not match the stored architecture ({exc})") from exc
-    return model.eval(), payload
+        raise ModelFileError(f"{source}: weights do not match the stored architecture ({exc})") from exc
+    return model.eval()
+
+
+def load_fp32_model(path: str | os.PathLike) -> tuple[EFM, dict[str, Any]]:
+    """Build the FP32 EFM stored in ``path``; returns ``(model in eval mode, payload)``."""
+    payload = read_checkpoint(path)
+    return fp32_model_from_payload(payload, str(path)), payload
 
 
 def init_from(model: EFM, path: str | os.PathLike) -> list[str]:

@@ -12,7 +12,7 @@ The graph ends with the global residual Add and is not clamped: runtimes and eva
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from torch import nn
@@ -96,57 +96,36 @@ class EFMConfig:
         return cls(**values)
 
 
-# Named presets. MACs at 640x480 are reported by `qdr info --preset P` (see README).
+# Named presets. MACs at 640x480 are reported by `qdr info --preset P` (see README). Variants are
+# their base preset plus the fields that differ.
+_EFM_S = EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1)
+_EFM_T = EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1)
+_EFM_S_CTX5 = replace(_EFM_S, context_levels=5, context_crop=True)
 PRESETS: dict[str, EFMConfig] = {
     # Tiny: for tests and smoke runs only.
-    "efm-t": EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1),
+    "efm-t": _EFM_T,
     # Default: fits the ~12 GMAC / 640x480 budget that 30 FPS INT8 on a 2-core CPU allows.
-    "efm-s": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1),
+    "efm-s": _EFM_S,
     # Quality preset (and the larger teacher of the capacity-mismatch ablation).
     "efm-m": EFMConfig(width=48, enc_blocks=2, mid_blocks=4, dec_blocks=2),
     # efm-s plus a 3-level context pyramid (down to 1/32): frame-wide receptive field for haze.
-    "efm-s-ctx": EFMConfig(
-        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=3, context_crop=True
-    ),
+    "efm-s-ctx": replace(_EFM_S, context_levels=3, context_crop=True),
     # Five levels (down to 1/128): the deepest 3x3 convs see the whole frame, so frame-wide
     # statistics (haze's airlight and overall density) are in reach; inputs pad to multiples of 32
     # (the levels below 1/32 round up; the shipped haze files predate that and pad to 128).
-    "efm-s-ctx5": EFMConfig(
-        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, context_levels=5, context_crop=True
-    ),
+    "efm-s-ctx5": _EFM_S_CTX5,
     # Streaming variants (same size + temporal fusion at the bottleneck; see models.streaming).
-    "efm-t-stream": EFMConfig(width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1, temporal=True),
-    "efm-s-stream": EFMConfig(width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True),
+    "efm-t-stream": replace(_EFM_T, temporal=True),
+    "efm-s-stream": replace(_EFM_S, temporal=True),
     # Streaming by recursion on the output: efm-s (same weights) plus a full-resolution fusion of
     # its restored frame with the previous output, motion-aligned by the runtime.
-    "efm-t-recur": EFMConfig(
-        width=8, enc_blocks=1, mid_blocks=1, dec_blocks=1, temporal=True, state="output"
-    ),
-    "efm-s-recur": EFMConfig(
-        width=32, enc_blocks=1, mid_blocks=3, dec_blocks=1, temporal=True, state="output"
-    ),
+    "efm-t-recur": replace(_EFM_T, temporal=True, state="output"),
+    "efm-s-recur": replace(_EFM_S, temporal=True, state="output"),
     # The same fusion over the haze model's network (efm-s-ctx5).
-    "efm-s-ctx5-recur": EFMConfig(
-        width=32,
-        enc_blocks=1,
-        mid_blocks=3,
-        dec_blocks=1,
-        context_levels=5,
-        context_crop=True,
-        temporal=True,
-        state="output",
-    ),
+    "efm-s-ctx5-recur": replace(_EFM_S_CTX5, temporal=True, state="output"),
     # The all-conditions `auto` model: efm-s-ctx5 plus the global condition descriptor; same
     # weights as efm-s-ctx5 where they overlap, so it can start from the haze model.
-    "efm-s-auto": EFMConfig(
-        width=32,
-        enc_blocks=1,
-        mid_blocks=3,
-        dec_blocks=1,
-        context_levels=5,
-        context_crop=True,
-        condition=True,
-    ),
+    "efm-s-auto": replace(_EFM_S_CTX5, condition=True),
 }
 DEFAULT_PRESET = "efm-s"
 
@@ -168,9 +147,10 @@ class EFM(nn.Module):
     def __init__(self, cfg: EFMConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        #: Frame pixels per cell of the deepest level (4 * 2**context_levels): crops at least two
-        #: of these across give every level a proper range (calibration, tracing).
-        self.deepest_cell = 4 * 2**cfg.context_levels
+        #: Frame pixels per cell of the deepest level (4 * 2**context_levels; ONNX metadata
+        #: ``context_cell``): crops at least two of these across give every level a proper range
+        #: (calibration), and tiles of big frames overlap by two of them.
+        self.context_cell = 4 * 2**cfg.context_levels
         self.size_multiple = 4 * input_multiple(cfg.context_levels, cfg.context_crop)
         recur = cfg.aligned_state
         #: A bottleneck state has 1/4 of the padded frame's resolution; an output state all of it.

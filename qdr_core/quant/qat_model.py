@@ -16,7 +16,12 @@ from typing import Any
 from torch import nn
 
 from qdr_core.errors import ModelFileError
-from qdr_core.models.checkpoint import load_fp32_model, model_payload, read_checkpoint, save_checkpoint
+from qdr_core.models.checkpoint import (
+    fp32_model_from_payload,
+    model_payload,
+    read_checkpoint,
+    save_checkpoint,
+)
 from qdr_core.models.efm import EFM, EFMConfig
 from qdr_core.quant.convert import quantize_model
 
@@ -37,14 +42,18 @@ def load_qat_model(payload: dict[str, Any], source: str = "<payload>") -> EFM:
     return model.eval()
 
 
+def model_from_payload(payload: dict[str, Any], source: str = "<payload>") -> nn.Module:
+    """The runnable model of a checkpoint payload (``kind`` fp32 or qat), in eval mode."""
+    if payload["kind"] == "fp32":
+        return fp32_model_from_payload(payload, source)
+    if payload["kind"] == "qat":
+        return load_qat_model(payload, source)
+    raise ModelFileError(f"{source}: unknown checkpoint kind {payload['kind']!r}")
+
+
 def load_model(path: str | os.PathLike) -> nn.Module:
     """Any runnable model stored in a qdr checkpoint (``kind`` fp32 or qat), in eval mode."""
-    payload = read_checkpoint(path)
-    if payload["kind"] == "fp32":
-        return load_fp32_model(path)[0]
-    if payload["kind"] == "qat":
-        return load_qat_model(payload, source=str(path))
-    raise ModelFileError(f"{path}: unknown checkpoint kind {payload['kind']!r}")
+    return model_from_payload(read_checkpoint(path), str(path))
 
 
 def reconfigure_checkpoint(
@@ -56,19 +65,17 @@ def reconfigure_checkpoint(
     is recorded in ``meta["reconfigured"]``. Returns the new config."""
     payload = read_checkpoint(src)
     try:
-        config = EFMConfig.from_dict({**payload["model"], **changes})
+        config = EFMConfig.from_dict({**payload["model"], **changes}).to_dict()
     except Exception as exc:
         raise ModelFileError(f"{src}: cannot apply {changes} ({exc})") from exc
-    model = EFM(config)
-    if payload["kind"] == "qat":
-        model = quantize_model(model)
+    changed = {**payload, "model": config}
     try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except Exception as exc:
-        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        model_from_payload(changed, str(src))  # loads strictly: every tensor must fit
+    except ModelFileError as exc:
+        details = [line.strip() for line in str(exc.__cause__ or exc).splitlines()[1:] if line.strip()]
         first = f"{len(details)} problems, first: {details[0]}" if details else str(exc)
         raise ModelFileError(f"{src}: {changes} does not fit the stored weights ({first})") from exc
     meta = dict(payload.get("meta", {}))
     meta["reconfigured"] = [*meta.get("reconfigured", []), {k: str(v) for k, v in changes.items()}]
-    save_checkpoint(dst, {**payload, "model": config.to_dict(), "meta": meta})
-    return config.to_dict()
+    save_checkpoint(dst, {**changed, "meta": meta})
+    return config

@@ -121,17 +121,19 @@ class Runtime(abc.ABC):
     def _tiles(self, h: int, w: int):
         if not needs_tiling(h, w, self.size_multiple, self.tile_pixels, self.max_tile_shape):
             return None
-        # Tiles are laid out on the model's reach: a cropping context pyramid's cell (context_cell,
-        # 128 px) exceeds its size multiple (32), and its tiles need the same cores and overlap
-        # (two cells) as when it padded frames to 128.
-        unit, _ = self.tile_geometry()
-        return plan_tiles(h, w, unit, self.tile_pixels, self.tile_overlap, self.max_tile_shape)
+        return plan_tiles(h, w, self.tile_unit, self.tile_pixels, self.tile_overlap, self.max_tile_shape)
+
+    @property
+    def tile_unit(self) -> int:
+        """What tile cores are multiples of: the model's reach. A cropping context pyramid's cell
+        (``context_cell``, 128 px) exceeds its size multiple (32), and its tiles need the same
+        cores and overlap (two cells) as when it padded frames to 128."""
+        return max(self.size_multiple, self.context_cell)
 
     def tile_geometry(self) -> tuple[int, int]:
-        """``(unit, overlap)`` of this model's tiles: cores are multiples of ``unit`` (the larger
-        of the size multiple and ``context_cell``) and read ``overlap`` pixels beyond them."""
-        unit = max(self.size_multiple, self.context_cell)
-        return unit, tile_overlap_px(self.tile_overlap, unit)
+        """``(unit, overlap)`` of this model's tiles: cores are multiples of ``tile_unit`` and read
+        ``overlap`` pixels beyond them."""
+        return self.tile_unit, tile_overlap_px(self.tile_overlap, self.tile_unit)
 
     def _read_shape_metadata(self) -> None:
         """``size_multiple`` and ``context_cell`` from ``self.metadata``; an out-of-range value is

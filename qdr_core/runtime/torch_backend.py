@@ -67,7 +67,7 @@ class TorchRuntime(Runtime):
     def _attach(self, model) -> None:
         self.model = model.eval()
         self.size_multiple = int(getattr(model, "size_multiple", self.size_multiple))
-        self.context_cell = int(getattr(model, "deepest_cell", 0))
+        self.context_cell = int(getattr(model, "context_cell", 0))
         if getattr(getattr(model, "cfg", None), "temporal", False):  # a streaming EFM
             self.streaming, self.state_stride = True, int(model.state_stride)
             self.state_channels = int(model.state_shape(1, 1, 1)[1])

@@ -14,6 +14,10 @@ class TrainConfig:
     out_dir: run folder: checkpoints, curves, history.
     iters: optimisation steps.
     batch_size / patch: crops per step and their size (multiple of 4).
+    accum_steps: micro-batches of ``batch_size`` crops whose gradients are averaged into one
+        optimiser step (an effective batch of ``batch_size * accum_steps``): GPU-sized batches on a
+        CPU, whose small batches pull a shared network towards whatever the last few crops held.
+        ``iters``, ``warmup``, ``val_every`` and ``save_every`` count optimiser steps.
     lr / weight_decay / warmup: AdamW with linear warm-up then cosine decay to ``lr * min_lr_ratio``.
     loss / ssim_weight: reconstruction loss (charbonnier | l1) and weight of the (1 - SSIM) term.
     val_every / val_images / val_size: validation cadence, image count and centre-crop size.
@@ -30,7 +34,8 @@ class TrainConfig:
         clips (``data.clips.ClipPairs``), validated on as many-frame eval clips.
     time_budget: wall-clock seconds for the run (0 = none): the cosine schedule follows the larger
         of step and time progress and the run stops when the time is up (``iters`` is then an
-        upper bound); for a lent GPU of fixed minutes. Single-process runs only.
+        upper bound); for a lent GPU of fixed minutes. Single-process runs only. ``--resume``
+        continues the clock where the checkpoint left it (time spent is saved in ``last.pt``).
     mix: for ``auto``: the condition mix (``ConditionMix.parse``, e.g.
         ``clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor``); empty = ``ConditionMix()``.
     train_only: comma-separated parameter-name prefixes to train, the rest frozen (empty: all);
@@ -45,6 +50,7 @@ class TrainConfig:
     out_dir: str = "runs/lowlight"
     iters: int = 4000
     batch_size: int = 8
+    accum_steps: int = 1
     patch: int = 96
     lr: float = 2e-3
     weight_decay: float = 1e-4

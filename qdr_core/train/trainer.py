@@ -52,10 +52,18 @@ def cosine_lr(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
 
 
 class Budget:
-    """Wall-clock budget of a run (``seconds <= 0``: none): the share spent, and whether it is up."""
+    """Wall-clock budget of a run (``seconds <= 0``: none): the share spent, and whether it is up.
+    ``spent``: seconds already used by an earlier process of the same run (a resumed run)."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds, self.start = seconds, time.time()
+    def __init__(self, seconds: float, spent: float = 0.0) -> None:
+        self.seconds, self.start = seconds, time.time() - spent
+
+    def spent(self) -> float:
+        return time.time() - self.start
+
+    def resume_at(self, spent: float) -> None:
+        """Continue the clock from ``spent`` seconds (what the resumed checkpoint had used)."""
+        self.start = time.time() - spent
 
     def fraction(self) -> float:
         return (time.time() - self.start) / self.seconds if self.seconds > 0 else 0.0
@@ -73,16 +81,42 @@ def train_step(
 ) -> dict[str, float]:
     """One optimisation step on ``(degraded, clean)``; returns floats for logging. Clip batches
     (``N x T x 3 x H x W``, a streaming model) are unrolled through the state (``stream_train_step``)."""
-    model.train()
     degraded, clean, *flows = batch
     if degraded.ndim == 5:
+        model.train()
         return stream_train_step(model, optimizer, degraded, clean, loss_fn, grad_clip, *flows)
+    return accumulated_step(model, [batch], optimizer, loss_fn, grad_clip)
+
+
+def accumulated_step(
+    model: nn.Module,
+    batches: list[tuple[torch.Tensor, ...]],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    grad_clip: float = 0.0,
+) -> dict[str, float]:
+    """One optimisation step on the mean loss of equal-sized still ``batches`` (micro-batches whose
+    gradients are accumulated: the step of one batch holding all their crops); logging floats."""
+    model.train()
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(degraded), clean)
-    loss.backward()
+    total = 0.0
+    for degraded, clean, *_ in batches:
+        loss = loss_fn(model(degraded), clean) / len(batches)
+        loss.backward()
+        total += float(loss.detach())
     grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip if grad_clip > 0 else float("inf"))
     optimizer.step()
-    return {"loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+    return {"loss": total, "grad_norm": float(grad_norm)}
+
+
+def grouped(batches, size: int):
+    """Consecutive groups of ``size`` items of ``batches`` (a last, short group is dropped)."""
+    group = []
+    for item in batches:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
 
 
 def evaluate_model(model: nn.Module, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, float]:
@@ -293,13 +327,15 @@ def _resume(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> tuple[int, list[dict[str, Any]]]:
-    """Load the resume state in ``path`` into the three objects; returns (step, history)."""
+) -> tuple[int, list[dict[str, Any]], float]:
+    """Load the resume state in ``path`` into the three objects; returns (step, history, seconds of
+    the time budget already spent)."""
     state = read_checkpoint(path)
     model.load_state_dict(state["state_dict"])
     optimizer.load_state_dict(state["meta"]["optimizer"])
     scheduler.load_state_dict(state["meta"]["scheduler"])
-    return int(state["meta"]["step"]), json.loads(state["meta"]["history"])
+    meta = state["meta"]
+    return int(meta["step"]), json.loads(meta["history"]), float(meta.get("seconds_spent", 0.0))
 
 
 def _write_outputs(model: nn.Module, out: Path, meta: dict[str, Any], history: list) -> dict[str, Any]:
@@ -337,11 +373,18 @@ def fit(
     device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = device.type == "cuda"
 
+    if cfg.accum_steps < 1:
+        raise ConfigError(f"--accum-steps must be >= 1, got {cfg.accum_steps}")
+    if cfg.accum_steps > 1 and _streaming(cfg):
+        raise ConfigError(
+            f"{cfg.preset} trains on clips unrolled through its state; --accum-steps needs stills"
+        )
     budget = Budget(cfg.time_budget)
     model, optimizer, scheduler = _model_and_optimizer(cfg, device, rank == 0, budget)
     start, history = 0, []
     if resume and (out / "last.pt").exists():
-        start, history = _resume(out / "last.pt", model, optimizer, scheduler)
+        start, history, spent = _resume(out / "last.pt", model, optimizer, scheduler)
+        budget.resume_at(spent)
     train_model = nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     data = _training_data(cfg, rank, train_images)
@@ -355,6 +398,7 @@ def fit(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "history": json.dumps(history),
+            "seconds_spent": budget.spent(),
         }
         save_checkpoint(out / "last.pt", model_payload(model, "fp32", {**meta, **extra}))
 
@@ -364,10 +408,16 @@ def fit(
 
         bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.task}", unit="it", dynamic_ncols=True)
     t0, running, done = time.time(), [], start
-    batches = batch_stream(data, cfg.batch_size, start, cfg.iters, cfg.workers, device.type == "cuda")
-    for step, tensors in enumerate(batches, start):
-        batch = tuple(t.to(device, non_blocking=True) for t in tensors)
-        logs = train_step(train_model, batch, optimizer, loss_fn, cfg.grad_clip)
+    accum = cfg.accum_steps
+    micro = batch_stream(
+        data, cfg.batch_size, start * accum, cfg.iters * accum, cfg.workers, device.type == "cuda"
+    )
+    for step, group in enumerate(grouped(micro, accum), start):
+        batches = [tuple(t.to(device, non_blocking=True) for t in tensors) for tensors in group]
+        if accum == 1:
+            logs = train_step(train_model, batches[0], optimizer, loss_fn, cfg.grad_clip)
+        else:
+            logs = accumulated_step(train_model, batches, optimizer, loss_fn, cfg.grad_clip)
         scheduler.step()
         running.append(logs["loss"])
         done = step + 1

@@ -3,7 +3,8 @@
 ``score`` measures one image against its reference; ``score_restoration`` scores the degraded input
 and the restored output against the clean frame (the ``psnr_input`` / ``psnr_output`` /
 ``ssim_input`` / ``ssim_output`` keys of every report); ``mean_scores`` averages those rows. Float
-RGB in [0, 1], scikit-image implementations.
+RGB in [0, 1], scikit-image implementations. ``halo`` measures the ring a model leaves around bright
+objects (a dark ring, or a glow it kept or grew), which PSNR over the whole frame hardly sees.
 """
 
 from __future__ import annotations
@@ -74,6 +75,45 @@ def score_restoration(
         "ssim_input": before.ssim,
         "ssim_output": after.ssim,
     }
+
+
+#: A light source or bright object: input luma at or above this (8-bit 250), at least ``HALO_MIN_AREA``
+#: pixels after a 3x3 opening (a hot pixel of noise is not a lamp).
+HALO_SATURATION = 250 / 255
+HALO_MIN_AREA = 4
+#: The ring: pixels more than ``HALO_RING[0]`` and at most ``HALO_RING[1]`` pixels from a bright region.
+HALO_RING = (3, 15)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def halo(clean: np.ndarray, degraded: np.ndarray, restored: np.ndarray) -> float | None:
+    """The ring a restoration leaves around the input's bright regions, in 8-bit luma levels.
+
+    Bright regions: input luma >= ``HALO_SATURATION`` (lamp cores, a white object, sky), opened
+    3x3, at least ``HALO_MIN_AREA`` pixels. The ring: ``HALO_RING`` pixels around them. The value is
+    the mean signed luma error (restored - clean) in the ring minus its mean over the rest of the
+    frame (the bright regions and the ring excluded), so a frame that is darker or brighter
+    everywhere does not count: negative = a dark ring, positive = a glow left or grown, 0 = the ring
+    is as right as the rest. None when the input has no bright region or the ring or the rest is empty.
+    """
+    import cv2
+
+    luma_in = degraded.astype(np.float32) @ _LUMA
+    bright = (luma_in >= HALO_SATURATION).astype(np.uint8)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if int(bright.sum()) < HALO_MIN_AREA:
+        return None
+
+    def grown(radius: int) -> np.ndarray:
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        return cv2.dilate(bright, disk).astype(bool)
+
+    inner, outer = grown(HALO_RING[0]), grown(HALO_RING[1])
+    ring, rest = outer & ~inner, ~outer
+    if not ring.any() or not rest.any():
+        return None
+    error = (np.clip(restored, 0, 1).astype(np.float32) - np.clip(clean, 0, 1).astype(np.float32)) @ _LUMA
+    return float(255.0 * (error[ring].mean() - error[rest].mean()))
 
 
 def mean_scores(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:

@@ -11,7 +11,9 @@ auto INT8 PSNR, the best specialist, the margin, the INT8 share of the FP32 gain
 met or not. On the mixture rows the target also names the best cascade of two specialists
 (``qdr suite conditions --cascades``): its cells are read from the specialists JSON or from
 ``--cascades JSON``; without any, the table says "not run". Targets are the issue's; nothing here
-lowers them.
+lowers them. "No dark ring around bright objects" is read from the suite's ``halo`` (``metrics.halo``,
+suites run since it exists): a row has a dark ring when auto INT8's ring around the input's bright
+regions is more than ``DARK_RING_LEVELS`` 8-bit levels darker than the rest of its frame.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 
 MIN_GAIN = 0.5
 MIXTURE_MARGIN = 1.0
+#: A ring this many 8-bit luma levels darker than the rest of the frame is a dark ring (about 1 %).
+DARK_RING_LEVELS = 3.0
 
 
 def _db(psnr: float | None) -> float:
@@ -124,6 +128,9 @@ def acceptance(
             row["met"] = _at_least(cell["psnr_output"], best["psnr_output"], -1.0)
         if name.endswith(":mild"):
             row["mild_no_harm"] = not cell["harm"]
+        if cell.get("halo") is not None:
+            row["halo"], row["halo_input"] = cell["halo"], cell.get("halo_input")
+            row["dark_ring"] = cell["halo"] < -DARK_RING_LEVELS
         rows.append(row)
     return {"int8": int8, "fp32": fp32, "cascades": sorted(cascades), "rows": rows}
 
@@ -171,6 +178,15 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"Cascades of two specialists (A>B: A's output fed to B; {len(result['cascades'])} scored): auto is "
             f">= {MIXTURE_MARGIN:.0f} dB above the best cascade on {above} of the {len(mixtures)} mixtures."
+        )
+    ringed = [r for r in rows if "halo" in r]
+    if ringed:
+        dark = [r for r in ringed if r["dark_ring"]]
+        listed = ", ".join(f"{r['condition']} {r['halo']:+.1f}" for r in dark) or "none"
+        lines.append(
+            f"Ring around bright objects (`metrics.halo`, 8-bit levels, ring minus the rest of the frame): a dark "
+            f"ring (below -{DARK_RING_LEVELS:.0f}) on {len(dark)} of the {len(ringed)} rows whose input has bright "
+            f"regions ({listed}); highest {max(r['halo'] for r in ringed):+.1f} (a glow kept)."
         )
     shares = [r["int8_gain_share"] for r in rows if r.get("int8_gain_share") is not None]
     if shares:

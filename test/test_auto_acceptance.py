@@ -162,3 +162,18 @@ def test_the_suites_own_json_is_read(tmp_path) -> None:
     clean = _row(result, "clean")
     assert clean["auto_int8"] is None and clean["margin"] is None and clean["met"]
     assert "| clean | — | ∞ | — | — | a ∞ | — | — | — | auto >= 36 dB | yes |" in acc.markdown(result)
+
+
+def test_dark_rings_are_read_from_the_suites_halo() -> None:
+    auto = _suite({"auto/int8_cpu": {"clean": 30.0, "fog:mild": 15.0, "fog+rain": 14.0, "rain+night": 12.0}})
+    halos = {"clean": -0.5, "fog+rain": -12.0, "rain+night": 25.0}  # fog:mild: no bright region (None)
+    for c in auto["cells"]:
+        c["halo"], c["halo_input"] = halos.get(c["condition"]), 40.0
+    result = acc.acceptance(auto, _suite(SPECIALISTS))
+    assert _row(result, "clean")["dark_ring"] is False and _row(result, "fog+rain")["dark_ring"] is True
+    assert _row(result, "rain+night")["halo"] == 25.0 and "halo" not in _row(result, "fog:mild")
+    text = acc.markdown(result)
+    assert "a dark ring (below -3) on 1 of the 3 rows whose input has bright regions (fog+rain -12.0)" in text
+    assert "highest +25.0 (a glow kept)" in text
+    # Suites written before the halo existed: no ring line.
+    assert "Ring around" not in acc.markdown(acc.acceptance(AUTO, _suite(SPECIALISTS)))

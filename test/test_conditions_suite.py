@@ -123,13 +123,32 @@ def test_outputs_have_the_right_shape(tmp_path, models, images) -> None:
     assert data["cells"][0]["psnr_input"] is None and data["images"] == names
     table = written[1].read_text().splitlines()
     assert table[0].startswith("| condition | input PSNR / SSIM | identity")
-    assert len([line for line in table if line.startswith("| ")]) == 1 + len(rows)
+    main_table = table[: table.index("")]
+    assert len([line for line in main_table if line.startswith("| ")]) == 1 + len(rows)
     assert table[2].startswith("| clean | ∞ / 1.000 | ∞ / 1.000 | **")  # identity unchanged, darken harms
     import cv2
 
     png = cv2.imread(str(written[2]))
     assert png is not None and png.shape[0] > 100 and png.shape[1] > 100
     assert markdown(data) == written[1].read_text()
+
+
+def test_cells_measure_the_ring_around_bright_regions(models) -> None:
+    """Night frames have lamps with a glow the clean frame lacks: the identity keeps it (halo > 0)."""
+    names = ["astronaut", "coffee"]
+    ims = [skimage_photo(n, max_side=400) for n in names]  # lamp cores of a few pixels
+    rows = select_rows(["night:strong"])
+    with load_runtime(models["identity"]) as ident:
+        result = run_suite({"identity": ident}, ims, names, rows, seed=0)
+    c = cell(result, "identity", "night:strong")
+    measured = [r["halo"] for r in c["images"] if r["halo"] is not None]
+    assert c["halo_images"] == len(measured) >= 1
+    assert c["halo"] == pytest.approx(np.mean(measured)) and c["halo"] > 1.0
+    text = markdown(result)
+    assert "Ring around bright objects" in text
+    # The identity's output is its input: the two columns agree.
+    assert c["halo_input"] == pytest.approx(c["halo"])
+    assert f"| night:strong | {len(measured)} | {c['halo_input']:+.1f} | {c['halo']:+.1f} |" in text
 
 
 def test_the_cli_writes_the_three_files(tmp_path, models, images, capsys) -> None:

@@ -67,3 +67,40 @@ def test_source_root_holds_the_package_and_the_shipped_models() -> None:
     root = source_root()
     assert (root / "qdr_core" / "paths.py").is_file()
     assert (root / "models").is_dir()
+
+
+def _lamp_scene(size: int = 96) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A grey textured frame with a saturated disc (a lamp / white object) in the middle: the clean
+    frame, the input (the same), and each pixel's distance to the disc's edge."""
+    rng = np.random.default_rng(0)
+    clean = np.clip(0.4 + 0.05 * rng.standard_normal((size, size, 3)), 0, 0.8).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size]
+    distance = np.hypot(yy - size / 2, xx - size / 2) - 6
+    clean[distance <= 0] = 1.0
+    return clean, clean.copy(), distance
+
+
+def test_halo_finds_dark_rings_and_glows_but_not_global_shifts() -> None:
+    from qdr_core.metrics import halo
+
+    clean, degraded, distance = _lamp_scene()
+    assert halo(clean, degraded, clean) == pytest.approx(0.0, abs=1e-6)
+    near = ((distance > 0) & (distance < 12))[..., None]
+    dark_ring = np.where(near, clean - 20 / 255, clean)
+    glow = np.where(near, clean + 20 / 255, clean)
+    assert halo(clean, degraded, dark_ring) < -10
+    assert halo(clean, degraded, glow) > 10
+    # A frame darker everywhere outside the bright region has no ring.
+    darker = np.where(distance[..., None] > 0, clean - 20 / 255, clean)
+    assert halo(clean, degraded, darker) == pytest.approx(0.0, abs=0.3)
+
+
+def test_halo_needs_a_bright_region() -> None:
+    from qdr_core.metrics import halo
+
+    clean, _, _ = _lamp_scene()
+    dim = np.clip(clean, 0, 0.8)
+    assert halo(dim, dim, dim) is None
+    hot_pixel = dim.copy()
+    hot_pixel[10, 10] = 1.0  # one saturated pixel of noise is not a lamp
+    assert halo(dim, hot_pixel, dim) is None

@@ -8,6 +8,12 @@ the README's benchmark table.
 A cell *harms* when the model's mean output PSNR is below the input's: the model made frames worse.
 On ``clean`` the input PSNR is infinite, so any change counts; its output PSNR says how much.
 
+Each cell also has ``halo`` (``metrics.halo``: the luma error in a ring around the input's bright
+regions minus the rest of the frame's, 8-bit levels; negative = a dark ring around lamps and white
+objects, positive = a glow kept or grown), averaged over the images that have a bright region
+(``halo_images``; None when none has); ``halo_input`` is the input's own (the degraded frame as the
+output), to compare with.
+
 A *cascade* ``A>B`` (model A's output fed to model B) is scored as one more model column. It reuses
 A's output on each frame, so it costs one run of B; by default it is scored on the mixture rows only,
 the rows a chain of specialists is meant for.
@@ -25,7 +31,7 @@ import numpy as np
 from qdr_core.data.degrade import degrade, eval_rng
 from qdr_core.data.degrade.pipeline import MIXTURES, Condition, condition_rng, synthesize
 from qdr_core.errors import ConfigError
-from qdr_core.metrics import score
+from qdr_core.metrics import halo, score
 from qdr_core.tasks import TASKS
 
 SINGLE_EFFECTS = ("night", "fog", "rain", "sensor")
@@ -143,7 +149,7 @@ def run_suite(
         for index, (name, clean) in enumerate(zip(names, images)):
             degraded, record = row.degrade(clean, seed, index)
             records.append({"name": name, **record})
-            before = score(clean, degraded)
+            before, halo_before = score(clean, degraded), halo(clean, degraded, degraded)
             restored = {model: runtime.infer(degraded) for model, runtime in runtimes.items()}
             if row.name in cascade_row_names:
                 for c in cascades:
@@ -153,6 +159,7 @@ def run_suite(
                 per_cell.setdefault((model, row.name), []).append({
                     "name": name, "psnr_input": before.psnr, "psnr_output": after.psnr,
                     "ssim_input": before.ssim, "ssim_output": after.ssim,
+                    "halo_input": halo_before, "halo": halo(clean, degraded, output),
                 })  # fmt: skip
         row_records.append({
             "name": row.name,
@@ -185,11 +192,15 @@ def _cell(model: str, row_name: str, image_rows: list[dict[str, Any]]) -> dict[s
         k: _mean([r[k] for r in image_rows])
         for k in ("psnr_input", "psnr_output", "ssim_input", "ssim_output")
     }
+    measured = [r for r in image_rows if r.get("halo") is not None]
     return {
         "model": model, "condition": row_name, **means,
         "psnr_gain": means["psnr_output"] - means["psnr_input"],
         "ssim_gain": means["ssim_output"] - means["ssim_input"],
         "harm": _harms(means["psnr_input"], means["psnr_output"]),
+        "halo_input": _mean([r["halo_input"] for r in measured]) if measured else None,
+        "halo": _mean([r["halo"] for r in measured]) if measured else None,
+        "halo_images": len(measured),
         "images": image_rows,
     }  # fmt: skip
 

@@ -95,7 +95,40 @@ def markdown(result: Mapping[str, Any]) -> str:
             else "on every row"
         )
         lines.append(f"A>B is a cascade, model A's output fed to model B, scored {scope}.")
+    lines += halo_table(result)
     return "\n".join(lines) + "\n"
+
+
+def halo_table(result: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: per row whose input has bright regions, each model's ``halo`` (``metrics.halo``);
+    none when no cell has one (a result written before the suite measured it)."""
+    rows, models, cells = _grid(result)
+    measured = [r for r in rows if any(cells.get((r, m), {}).get("halo") is not None for m in models)]
+    if not measured:
+        return []
+    head = ["condition", "images with bright regions", "input", *models]
+    lines = [
+        "",
+        "Ring around bright objects (`metrics.halo`): mean luma error, 8-bit levels, 3-15 px around the "
+        "input's saturated regions minus the rest of the frame; negative = a dark ring, positive = a glow "
+        "kept or grown, 0 = as right as the rest of the frame.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" for _ in head) + "|",
+    ]
+    for row in measured:
+        first = _row_input(row, models, cells)
+        measured_input = first.get("halo_input")
+        out = [
+            row,
+            str(first.get("halo_images", "")),
+            "—" if measured_input is None else f"{measured_input:+.1f}",
+        ]
+        for m in models:
+            value = cells.get((row, m), {}).get("halo")
+            out.append("—" if value is None else f"{value:+.1f}")
+        lines.append("| " + " | ".join(out) + " |")
+    return lines
 
 
 def figure(result: Mapping[str, Any], path: str | os.PathLike, title: str = "") -> Path:

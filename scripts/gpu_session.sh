@@ -13,7 +13,8 @@
 # AUTO_ONLY=1 runs only the auto continuation of models/auto/MODEL_CARD.md ("how to continue"): one
 # FP32 run with every core synthesising, the rain-weighted mix and 288-px crops (9 x 32: the pyramid's
 # 1/32 level rounds up as a 640x480 frame's does, context_crop), then its QAT; lent-GPU time is
-# 15 minutes now, so e.g. T_FP32=420 T_QAT=150.
+# 15 minutes now, so e.g. T_FP32=420 T_QAT=150. AUTO_MIX replaces its condition mix (FP32 and QAT),
+# e.g. with bench=0.2 a fifth of the samples are the paper's benchmark degradations.
 # The machine has no Debian packages and no pip: first, here,
 #   .venv/bin/python scripts/pack_data.py .gpu && pip download PyWavelets, mahotas (cp312) to .gpu/whl
 # and carry .gpu. Outputs (tarballs, packed every minute so a cut-off run still returns what it
@@ -85,10 +86,10 @@ t0=$(date +%s)
 (nvidia-smi --query-gpu=name,memory.used --format=csv,noheader; "$py" -c "import torch; print(torch.__version__, torch.cuda.is_available())") \
   >"$runs/logs/machine.txt" 2>&1
 if [ -n "${AUTO_ONLY:-}" ]; then
-  # Not `chain`: --mix is a training flag that qdr qat does not take.
-  ({ fp32 auto auto efm-s-auto models/auto/fp32.pt 16 288 15 --lr 0.0002 --seed 4 \
-      --mix clean=0.25,single=0.5,effects=fog+rain+rain+night+sensor+sensor &&
-    qat auto auto 16 288 15 --seed 4; } >"$runs/logs/auto.log" 2>&1
+  # Not `chain`: --lr is the FP32 run's, QAT keeps its own.
+  auto_mix=${AUTO_MIX:-clean=0.25,single=0.5,effects=fog+rain+rain+night+sensor+sensor}
+  ({ fp32 auto auto efm-s-auto models/auto/fp32.pt 16 288 15 --lr 0.0002 --seed 4 --mix "$auto_mix" &&
+    qat auto auto 16 288 15 --seed 4 --mix "$auto_mix"; } >"$runs/logs/auto.log" 2>&1
   echo "auto: exit $?" >>"$runs/logs/status.txt") &
 else
   chain auto auto efm-s-auto models/auto/fp32.pt 16 256 6 3 &

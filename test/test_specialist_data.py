@@ -109,3 +109,45 @@ def test_auto_pairs_follow_the_mix_and_specialists_refuse_one() -> None:
     assert np.array_equal(degraded, clean)  # every sample is a clean identity pair
     with pytest.raises(ConfigError, match="--mix"):
         synthetic_pairs("noise", images, 32, 0, mix="clean=0.5")
+
+
+def test_a_bench_share_mixes_in_the_papers_degradations_without_moving_other_mixes() -> None:
+    mix = ConditionMix.parse("clean=0.2,single=0.5,bench=0.25,bench_tasks=noise+noise+haze")
+    assert mix.bench == 0.25 and mix.bench_tasks == ("noise", "noise", "haze")
+    assert ConditionMix.parse("").bench == 0.0 and ConditionMix().bench_tasks == TASKS
+    images = [np.random.default_rng(1).random((96, 96, 3), dtype=np.float32)]
+    pairs = ConditionPairs(images, patch=32, seed=4, mix=mix)
+    records = [pairs.sample_with_record(i)[2] for i in range(240)]
+    tasks = [r["benchmark_task"] for r in records if "benchmark_task" in r]
+    assert abs(len(tasks) / len(records) - 0.25) < 0.07
+    assert set(tasks) == {"noise", "haze"} and tasks.count("noise") > tasks.count("haze")
+    # A benchmark sample is that task's training degradation of the (augmented) window: noise
+    # changes every pixel a little, never the mean by much.
+    i = next(i for i, r in enumerate(records) if r.get("benchmark_task") == "noise")
+    degraded, clean = pairs.sample(i)
+    assert 0.02 < np.abs(degraded - clean).mean() < 0.3
+    # bench=0 is the mix without a bench share, sample for sample (it draws nothing from the stream).
+    plain = ConditionPairs(images, patch=32, seed=4, mix=ConditionMix.parse("clean=0.2,single=0.5"))
+    zero = ConditionPairs(images, patch=32, seed=4, mix=ConditionMix.parse("clean=0.2,single=0.5,bench=0"))
+    for i in (0, 5, 9):
+        assert all(np.array_equal(a, b) for a, b in zip(plain.sample(i), zero.sample(i)))
+    for bad, message in (
+        ("bench=1", "0 <= bench < 1"),
+        ("bench_tasks=smog", "smog"),
+        ("bench=x", "not a number"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            ConditionMix.parse(bad)
+
+
+def test_qat_synthesises_with_the_fp32_runs_mix() -> None:
+    from qdr_core.train.qat import QATConfig, _data_source
+
+    images = [np.full((64, 64, 3), 0.5, np.float32)]
+    pairs = _data_source(QATConfig(task="auto", patch=32, mix="clean=1,single=0"), False, images)(3)
+    assert isinstance(pairs, ConditionPairs) and pairs.mix.clean == 1.0
+    degraded, clean = pairs.sample(0)
+    assert np.array_equal(degraded, clean)
+    assert _data_source(QATConfig(task="auto", patch=32), False, images)(3).mix == ConditionMix()
+    with pytest.raises(ConfigError, match="--mix"):
+        _data_source(QATConfig(task="noise", patch=32, mix="clean=0.5"), False, images)(3)

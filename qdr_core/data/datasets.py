@@ -131,7 +131,9 @@ class ConditionPairs:
 
     Each sample: a photo (area-weighted), a window of it, a photometric augmentation (the clean
     target), a condition synthesised on the whole window (fog's depth and night's lamps span the
-    window, as they span a frame), then the same random crop / flip of both.
+    window, as they span a frame), then the same random crop / flip of both. With a ``bench`` share
+    in the mix, that share of samples gets one of the paper's benchmark degradations on the window
+    instead (record ``{"benchmark_task": task}``), so one model also learns today's benchmark rows.
 
     Args:
         images: clean float32 RGB images.
@@ -170,7 +172,11 @@ class ConditionPairs:
             y, x = int(rng.integers(0, h - wh + 1)), int(rng.integers(0, w - ww + 1))
             image = image[y : y + wh, x : x + ww]
         clean = photometric(image, rng, Photometric.sample(rng))
-        degraded, record = synthesize(clean, self.mix.sample(rng), rng)
+        task = self.mix.sample_benchmark(rng)
+        if task is not None:
+            degraded, record = degrade(task, clean, rng, split="train"), {"benchmark_task": task}
+        else:
+            degraded, record = synthesize(clean, self.mix.sample(rng), rng)
         d, c = random_crop_flip([degraded, clean], self.patch, rng)
         return d, c, record
 

@@ -37,7 +37,8 @@ class TrainConfig:
         upper bound); for a lent GPU of fixed minutes. Single-process runs only. ``--resume``
         continues the clock where the checkpoint left it (time spent is saved in ``last.pt``).
     mix: for ``auto``: the condition mix (``ConditionMix.parse``, e.g.
-        ``clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor``); empty = ``ConditionMix()``.
+        ``clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor``; ``bench=0.2`` makes a fifth
+        of the samples the paper's benchmark degradations); empty = ``ConditionMix()``.
     train_only: comma-separated parameter-name prefixes to train, the rest frozen (empty: all);
         ``output_fusion`` trains a streaming ``efm-s-recur``'s fusion over frozen single-frame weights.
     data: ``benchmark`` (the task's paper degradation) or ``realistic``: a specialist also learns

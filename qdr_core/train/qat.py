@@ -74,6 +74,8 @@ class QATConfig:
         step and time progress, and the run stops when the time is up.
     device: ``auto`` (the GPU when torch sees one), ``cpu`` or ``cuda``; calibration runs on the CPU.
     data: ``benchmark`` or ``realistic`` (as ``TrainConfig.data``).
+    mix: for ``auto``: the condition mix of calibration and QAT (as ``TrainConfig.mix``; empty =
+        ``ConditionMix()``): give the FP32 run's mix so QAT sees what the teacher learned.
     base_qat: a QAT checkpoint of the single-frame network a streaming student extends
         (``efm-s-recur`` over ``models/<task>/qat.pt``): after calibration its weights and step
         sizes replace the student's where names match, and stay frozen, so the still path is
@@ -108,6 +110,7 @@ class QATConfig:
     time_budget: float = 0.0
     device: str = "auto"
     data: str = "benchmark"
+    mix: str = ""
     base_qat: str | None = None
 
     def to_dict(self) -> dict:
@@ -290,7 +293,7 @@ def _data_source(cfg: QATConfig, streaming: bool, train_images: list[np.ndarray]
     split = "train" if streaming else training_split(cfg.task, cfg.data)
     images = train_images if train_images is not None else [p.load() for p in photos(split)]
     if not streaming:
-        return lambda seed: synthetic_pairs(cfg.task, images, cfg.patch, seed, cfg.data)
+        return lambda seed: synthetic_pairs(cfg.task, images, cfg.patch, seed, cfg.data, cfg.mix)
     from qdr_core.data.clips import ClipPairs, training_videos
 
     videos = training_videos() if train_images is None else []

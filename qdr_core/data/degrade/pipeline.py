@@ -27,6 +27,7 @@ from qdr_core.data.degrade.night import NightParams, night
 from qdr_core.data.degrade.rainfall import RainfallParams, rainfall
 from qdr_core.data.degrade.sensor import ResponseParams, SensorParams, response, sensor
 from qdr_core.errors import ConfigError
+from qdr_core.tasks import TASKS
 
 #: Effects a condition may name, in the physical order they are applied.
 EFFECTS: tuple[str, ...] = ("fog", "rain", "night", "sensor", "jpeg")
@@ -187,34 +188,56 @@ class ConditionMix:
         clean: probability of a clean frame.
         single: probability of one effect from ``effects``.
         mixture: probability of one of ``MIXTURES`` (the rest of the mass).
+        bench: share of samples that are instead one of the paper's benchmark degradations
+            (``qdr_core.data.degrade.degrade``, one of ``bench_tasks`` at its training severities):
+            drawn first, so ``clean`` / ``single`` / mixtures split the other ``1 - bench``. 0 draws
+            nothing, so a mix without it makes the same samples as before it existed.
+        bench_tasks: the benchmark tasks drawn (a task named twice is drawn twice as often).
     """
 
     clean: float = 0.15
     single: float = 0.5
     effects: tuple[str, ...] = ("fog", "rain", "night", "sensor")
+    bench: float = 0.0
+    bench_tasks: tuple[str, ...] = TASKS
 
     @classmethod
     def parse(cls, text: str) -> ConditionMix:
-        """``"clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor"`` (omitted keys keep their
-        defaults; an effect named twice is drawn twice as often among the single effects)."""
+        """``"clean=0.25,single=0.5,effects=fog+rain+night+sensor+sensor,bench=0.2"`` (omitted keys
+        keep their defaults; an effect or bench task named twice is drawn twice as often)."""
         values: dict[str, Any] = {}
+        keys = ("clean", "single", "effects", "bench", "bench_tasks")
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
-            if not sep or key not in ("clean", "single", "effects"):
-                raise ConfigError(f"bad mix entry {part!r}; use clean=P, single=P, effects=A+B+...")
+            if not sep or key not in keys:
+                raise ConfigError(
+                    f"bad mix entry {part!r}; use clean=P, single=P, effects=A+B+..., bench=P, bench_tasks=T+U+..."
+                )
             try:
-                values[key] = tuple(value.split("+")) if key == "effects" else float(value)
+                values[key] = tuple(value.split("+")) if key in ("effects", "bench_tasks") else float(value)
             except ValueError:
                 raise ConfigError(f"bad mix entry {part!r}: {value!r} is not a number") from None
         mix = cls(**values)
         unknown = sorted(set(mix.effects) - set(EFFECTS))
         if unknown or not mix.effects:
             raise ConfigError(f"mix effects {unknown or 'empty'}; choose from {', '.join(EFFECTS)}")
+        unknown = sorted(set(mix.bench_tasks) - set(TASKS))
+        if unknown or not mix.bench_tasks:
+            raise ConfigError(f"mix bench_tasks {unknown or 'empty'}; choose from {', '.join(TASKS)}")
         if not (0.0 <= mix.clean <= 1.0 and 0.0 <= mix.single <= 1.0 - mix.clean):
             raise ConfigError(
                 f"mix shares need 0 <= clean and clean + single <= 1, got {mix.clean}, {mix.single}"
             )
+        if not 0.0 <= mix.bench < 1.0:
+            raise ConfigError(f"mix bench share needs 0 <= bench < 1, got {mix.bench}")
         return mix
+
+    def sample_benchmark(self, rng: np.random.Generator) -> str | None:
+        """The benchmark task this sample is degraded with, or None (a realistic condition: ``sample``).
+        Draws from ``rng`` only when ``bench > 0``."""
+        if self.bench <= 0.0 or rng.random() >= self.bench:
+            return None
+        return self.bench_tasks[int(rng.integers(len(self.bench_tasks)))]
 
     def sample(self, rng: np.random.Generator) -> Condition:
         u = rng.random()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from qdr_core.bag.day import DAY, Segment, make_day_bag, segment_scores
 from qdr_core.bag.evaluate import evaluate_bag_offline
@@ -42,8 +43,27 @@ def test_segment_scores_ignore_rows_outside_and_unscored():
     ]
     (score,) = segment_scores(rows, spans)
     assert score["n_frames"] == 2 and score["psnr_input"] == 11.0 and score["psnr_output"] == 21.0
+    assert score["halo"] is None and score["halo_frames"] == 0  # no frame had a bright region
     (empty,) = segment_scores([], [{**spans[0], "name": "b"}])
     assert empty["n_frames"] == 0 and empty["psnr_output"] is None
+    rows[0].update(halo_input=30.0, halo=-8.0)
+    rows[1].update(halo_input=None, halo=None)
+    (ringed,) = segment_scores(rows, spans)
+    assert (ringed["halo_frames"], ringed["halo_input"], ringed["halo"]) == (1, 30.0, -8.0)
+
+
+def test_bag_rows_measure_the_ring_around_a_lamp(tmp_path):
+    """A frame with a lamp whose restoration darkens the ring around it: the bag row says so."""
+    from qdr_core.bag.evaluate import FrameScorer
+
+    clean = np.full((96, 96, 3), 0.4, np.float32)
+    yy, xx = np.mgrid[0:96, 0:96]
+    distance = np.hypot(yy - 48, xx - 48) - 6
+    degraded = clean.copy()
+    degraded[distance <= 0] = 1.0
+    restored = np.where(((distance > 0) & (distance < 12))[..., None], degraded - 0.1, degraded)
+    row = FrameScorer().add(0, 0, degraded, restored, clean)
+    assert row["halo"] < -15 and row["halo_input"] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_crops_centre_on_the_lamp():

@@ -92,7 +92,9 @@ def make_day_bag(
 
 
 def segment_scores(rows: Iterable[dict[str, Any]], spans: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean PSNR / SSIM of the scored rows (``row["index"]`` = frame of the bag) in each segment."""
+    """Mean PSNR / SSIM of the scored rows (``row["index"]`` = frame of the bag) in each segment, and
+    the mean ring around bright objects (``metrics.halo``, input and output) over the frames that have
+    one (``halo_frames``; None when none has)."""
     rows = [r for r in rows if "psnr_input" in r]
     out = []
     for span in spans:
@@ -100,5 +102,9 @@ def segment_scores(rows: Iterable[dict[str, Any]], spans: Sequence[dict[str, Any
         entry = {**span, "n_frames": len(mine)}
         for key in ("psnr_input", "psnr_output", "ssim_input", "ssim_output"):
             entry[key] = float(np.mean([r[key] for r in mine])) if mine else None
+        ringed = [r for r in mine if r.get("halo") is not None]
+        entry["halo_frames"] = len(ringed)
+        for key in ("halo_input", "halo"):
+            entry[key] = float(np.mean([r[key] for r in ringed])) if ringed else None
         out.append(entry)
     return out

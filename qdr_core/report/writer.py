@@ -34,6 +34,20 @@ def _arrow(a: Any, b: Any, digits: int = 2) -> str:
     return f"{_fmt(a, digits)} → {_fmt(b, digits)}"
 
 
+RING_HEADING = "ring around bright objects, degraded → restored (levels)"
+RING_NOTE = (
+    "Ring: `metrics.halo`, the mean luma error 3-15 px around the input's saturated regions minus the "
+    "rest of the frame's, 8-bit levels, over the segment's frames that have such a region (count in "
+    "brackets): negative = a dark ring, positive = a glow kept, 0 = as right as the rest; — = none."
+)
+
+
+def _ring(segment: dict[str, Any]) -> str:
+    if segment.get("halo") is None:
+        return "—"
+    return f"{segment['halo_input']:+.1f} → {segment['halo']:+.1f} ({segment['halo_frames']})"
+
+
 def temporal_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     """The temporal metrics (``qdr_core.temporal``), when the result has them: 8-bit levels."""
     if "warp_error_output" not in result:
@@ -288,11 +302,11 @@ def write_report(
     md.append("")
     segments = result.get("segments") or []
     if segments:
-        md += ["## PSNR per segment", "", "| segment | condition | frames | PSNR degraded → restored (dB) |",
-               "|---|---|---|---|"]  # fmt: skip
-        md += [f"| {g['name']} | {g['condition']} | {g['n_frames']} | {_arrow(g['psnr_input'], g['psnr_output'])} |"
-               for g in segments]  # fmt: skip
-        md.append("")
+        md += ["## PSNR per segment", "", "| segment | condition | frames | PSNR degraded → restored (dB) "
+               f"| {RING_HEADING} |", "|---|---|---|---|---|"]  # fmt: skip
+        md += [f"| {g['name']} | {g['condition']} | {g['n_frames']} | {_arrow(g['psnr_input'], g['psnr_output'])} "
+               f"| {_ring(g)} |" for g in segments]  # fmt: skip
+        md += ["", RING_NOTE, ""]
     for name, caption in figures:
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
     if not any(n == "gates.png" for n, _ in figures):
@@ -312,10 +326,11 @@ def write_report(
     body.append("</table>")
     if segments:
         body.append("<h2>PSNR per segment</h2><table><tr><th>segment</th><th>condition</th><th>frames</th>"
-                    "<th>PSNR degraded → restored (dB)</th></tr>")  # fmt: skip
+                    f"<th>PSNR degraded → restored (dB)</th><th>{esc(RING_HEADING)}</th></tr>")  # fmt: skip
         body += [f"<tr><td>{esc(g['name'])}</td><td>{esc(g['condition'])}</td><td>{g['n_frames']}</td>"
-                 f"<td>{esc(_arrow(g['psnr_input'], g['psnr_output']))}</td></tr>" for g in segments]  # fmt: skip
-        body.append("</table>")
+                 f"<td>{esc(_arrow(g['psnr_input'], g['psnr_output']))}</td><td>{esc(_ring(g))}</td></tr>"
+                 for g in segments]  # fmt: skip
+        body.append(f"</table><p>{esc(RING_NOTE)}</p>")
     for name, caption in figures:
         body.append(f"<h2>{esc(caption)}</h2><img src='{esc(name)}' alt='{esc(caption)}'>")
     if not any(n == "gates.png" for n, _ in figures):

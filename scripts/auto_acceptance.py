@@ -3,7 +3,7 @@
     .venv/bin/python scripts/auto_acceptance.py benchmarks/results/conditions_eval_auto.json \
         benchmarks/results/conditions_eval.json \
         --cascades benchmarks/results/conditions_eval_cascades.json \
-        --out benchmarks/results/auto_acceptance_eval
+        --out benchmarks/results/auto_acceptance_eval [--baseline OLD_ACCEPTANCE.json]
 
 Reads the auto model's INT8 (and, if present, FP32) cells and the specialists' cells (same suite,
 same seed and split, so the same degraded frames) and writes OUT.json and OUT.md: per condition the
@@ -14,6 +14,8 @@ met or not. On the mixture rows the target also names the best cascade of two sp
 lowers them. "No dark ring around bright objects" is read from the suite's ``halo`` (``metrics.halo``,
 suites run since it exists): a row has a dark ring when auto INT8's ring around the input's bright
 regions is more than ``DARK_RING_LEVELS`` 8-bit levels darker than the rest of its frame.
+``--baseline`` (an earlier OUT.json, e.g. the shipped model's) adds per row the change of auto INT8's
+PSNR and whether the target was met before, to decide whether a new checkpoint replaces it.
 """
 
 from __future__ import annotations
@@ -135,6 +137,19 @@ def acceptance(
     return {"int8": int8, "fp32": fp32, "cascades": sorted(cascades), "rows": rows}
 
 
+def compare(result: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with, per row also in ``baseline``, ``baseline_int8`` (its auto INT8 PSNR),
+    ``change`` (dB; None where either is infinite) and ``baseline_met``."""
+    before = {r["condition"]: r for r in baseline["rows"]}
+    for row in result["rows"]:
+        old = before.get(row["condition"])
+        if old is not None:
+            row["baseline_int8"], row["baseline_met"] = old["auto_int8"], old["met"]
+            row["change"] = _margin(row["auto_int8"], old["auto_int8"])
+    result["baseline_rows_met"] = sum(r["met"] for r in baseline["rows"])
+    return result
+
+
 def _f(v: float | None, fmt: str = "{:.2f}", none: str = "—") -> str:
     return none if v is None else fmt.format(v)
 
@@ -166,6 +181,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append(
         f"{met} of {len(rows)} rows meet their target. PSNR in dB, mean over the split's photos; ▼ = harm."
     )
+    if "baseline_rows_met" in result:
+        lines += _baseline_lines(result)
     mixtures = [r for r in rows if r["kind"] == "mixture"]
     if not result["cascades"]:
         lines.append("Cascades of two specialists: not run (`qdr suite conditions --cascades`).")
@@ -198,12 +215,34 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _baseline_lines(result: dict[str, Any]) -> list[str]:
+    """Against the baseline: rows met then and now, and per row the change of auto INT8's PSNR."""
+    rows = [r for r in result["rows"] if "baseline_met" in r]
+    won = [r["condition"] for r in rows if r["met"] and not r["baseline_met"]]
+    lost = [r["condition"] for r in rows if r["baseline_met"] and not r["met"]]
+    lines = [
+        "",
+        f"Against the baseline ({result['baseline_rows_met']} rows met): now met {', '.join(won) or 'none'}; "
+        f"no longer met {', '.join(lost) or 'none'}.",
+        "",
+        "| condition | baseline auto INT8 | auto INT8 | change |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['condition']} | {_f(r['baseline_int8'], none='∞')} | {_f(r['auto_int8'], none='∞')} | "
+        f"{_f(r['change'], '{:+.2f}')} |"
+        for r in rows
+    ]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("auto_json", help="suite JSON with auto/int8_cpu (and auto/fp32)")
     p.add_argument("specialists_json", help="suite JSON of the specialists (same split and seed)")
     p.add_argument("--cascades", help="suite JSON with cascades of two specialists (same split and seed)")
     p.add_argument("--out", required=True, help="write OUT.json and OUT.md")
+    p.add_argument("--baseline", help="an earlier OUT.json of this script: per-row changes against it")
     args = p.parse_args(argv)
 
     def read(path: str) -> dict[str, Any]:
@@ -212,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     result = acceptance(
         read(args.auto_json), read(args.specialists_json), read(args.cascades) if args.cascades else None
     )
+    if args.baseline:
+        result = compare(result, read(args.baseline))
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     text = markdown(result)

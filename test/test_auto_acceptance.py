@@ -177,3 +177,30 @@ def test_dark_rings_are_read_from_the_suites_halo() -> None:
     assert "highest +25.0 (a glow kept)" in text
     # Suites written before the halo existed: no ring line.
     assert "Ring around" not in acc.markdown(acc.acceptance(AUTO, _suite(SPECIALISTS)))
+
+
+def test_a_baseline_shows_rows_won_and_lost_and_each_change(tmp_path) -> None:
+    old = acc.acceptance(AUTO, _suite(SPECIALISTS, CASCADES))
+    better = _suite(
+        {"auto/int8_cpu": {"clean": 37.0, "fog:mild": 13.0, "fog+rain": 14.6, "rain+night": 12.0}}
+    )
+    result = acc.compare(acc.acceptance(better, _suite(SPECIALISTS, CASCADES)), old)
+    clean, fog_mild, fog_rain = (_row(result, c) for c in ("clean", "fog:mild", "fog+rain"))
+    assert (clean["baseline_met"], clean["met"], clean["change"]) == (False, True, pytest.approx(7.0))
+    assert fog_mild["baseline_met"] and not fog_mild["met"] and fog_mild["change"] == pytest.approx(-2.0)
+    assert fog_rain["met"] and fog_rain["change"] == pytest.approx(0.6)  # 1.1 over the best cascade now
+    text = acc.markdown(result)
+    assert (
+        f"Against the baseline ({sum(r['met'] for r in old['rows'])} rows met): now met clean, fog+rain; "
+        in text
+    )
+    assert "no longer met fog:mild." in text and "| fog:mild | 15.00 | 13.00 | -2.00 |" in text
+    # From the command line, with files.
+    for name, data in (("auto", better), ("spec", _suite(SPECIALISTS, CASCADES))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(data))
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    argv = [str(tmp_path / "auto.json"), str(tmp_path / "spec.json"), "--out", str(tmp_path / "new"),
+            "--baseline", str(tmp_path / "old.json")]  # fmt: skip
+    assert acc.main(argv) == 0
+    assert "no longer met fog:mild" in (tmp_path / "new.md").read_text()
+    assert json.loads((tmp_path / "new.json").read_text())["rows"][0]["baseline_int8"] == 30.0

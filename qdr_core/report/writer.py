@@ -48,6 +48,37 @@ def _ring(segment: dict[str, Any]) -> str:
     return f"{segment['halo_input']:+.1f} → {segment['halo']:+.1f} ({segment['halo_frames']})"
 
 
+def _segment_cells(g: dict[str, Any]) -> list[str]:
+    return [
+        g["name"],
+        g["condition"],
+        str(g["n_frames"]),
+        _arrow(g["psnr_input"], g["psnr_output"]),
+        _ring(g),
+    ]
+
+
+SEGMENT_HEADINGS = ("segment", "condition", "frames", "PSNR degraded → restored (dB)", RING_HEADING)
+
+
+def _segments_markdown(segments: list[dict[str, Any]]) -> list[str]:
+    """The "PSNR per segment" section of a day-long bag's report (none without segments)."""
+    if not segments:
+        return []
+    lines = ["## PSNR per segment", "", "| " + " | ".join(SEGMENT_HEADINGS) + " |", "|---" * 5 + "|"]
+    lines += ["| " + " | ".join(_segment_cells(g)) + " |" for g in segments]
+    return [*lines, "", RING_NOTE, ""]
+
+
+def _segments_html(segments: list[dict[str, Any]]) -> list[str]:
+    if not segments:
+        return []
+    esc = html.escape
+    head = "".join(f"<th>{esc(h)}</th>" for h in SEGMENT_HEADINGS)
+    rows = ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in _segment_cells(g)) + "</tr>" for g in segments]
+    return [f"<h2>PSNR per segment</h2><table><tr>{head}</tr>", *rows, f"</table><p>{esc(RING_NOTE)}</p>"]
+
+
 def temporal_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     """The temporal metrics (``qdr_core.temporal``), when the result has them: 8-bit levels."""
     if "warp_error_output" not in result:
@@ -301,12 +332,7 @@ def write_report(
     md += [f"| {k} | {v} |" for k, v in rows]
     md.append("")
     segments = result.get("segments") or []
-    if segments:
-        md += ["## PSNR per segment", "", "| segment | condition | frames | PSNR degraded → restored (dB) "
-               f"| {RING_HEADING} |", "|---|---|---|---|---|"]  # fmt: skip
-        md += [f"| {g['name']} | {g['condition']} | {g['n_frames']} | {_arrow(g['psnr_input'], g['psnr_output'])} "
-               f"| {_ring(g)} |" for g in segments]  # fmt: skip
-        md += ["", RING_NOTE, ""]
+    md += _segments_markdown(segments)
     for name, caption in figures:
         md += [f"## {caption}", "", f"![{caption}]({name})", ""]
     if not any(n == "gates.png" for n, _ in figures):
@@ -324,13 +350,7 @@ def write_report(
     body = [f"<h1>{esc(title)}</h1>", "<table>"]
     body += [f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows]
     body.append("</table>")
-    if segments:
-        body.append("<h2>PSNR per segment</h2><table><tr><th>segment</th><th>condition</th><th>frames</th>"
-                    f"<th>PSNR degraded → restored (dB)</th><th>{esc(RING_HEADING)}</th></tr>")  # fmt: skip
-        body += [f"<tr><td>{esc(g['name'])}</td><td>{esc(g['condition'])}</td><td>{g['n_frames']}</td>"
-                 f"<td>{esc(_arrow(g['psnr_input'], g['psnr_output']))}</td><td>{esc(_ring(g))}</td></tr>"
-                 for g in segments]  # fmt: skip
-        body.append(f"</table><p>{esc(RING_NOTE)}</p>")
+    body += _segments_html(segments)
     for name, caption in figures:
         body.append(f"<h2>{esc(caption)}</h2><img src='{esc(name)}' alt='{esc(caption)}'>")
     if not any(n == "gates.png" for n, _ in figures):

@@ -354,6 +354,30 @@ def _log_step(history: list, running: list, done: int, lr: float, t0: float) -> 
     running.clear()
 
 
+def _prepare_run(cfg: TrainConfig, rank: int, world: int) -> torch.device:
+    """Check what a run of ``cfg`` cannot do, set threads and seed; the device of this rank."""
+    if cfg.time_budget > 0 and world > 1:
+        raise ConfigError("--time-budget needs a single-process run (ranks would stop at different steps)")
+    if cfg.accum_steps < 1:
+        raise ConfigError(f"--accum-steps must be >= 1, got {cfg.accum_steps}")
+    if cfg.accum_steps > 1 and _streaming(cfg):
+        raise ConfigError(
+            f"{cfg.preset} trains on clips unrolled through its state; --accum-steps needs stills"
+        )
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+    return device
+
+
+def _progress_bar(cfg: TrainConfig, start: int):
+    from tqdm import tqdm
+
+    return tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.task}", unit="it", dynamic_ncols=True)
+
+
 def fit(
     cfg: TrainConfig,
     resume: bool = False,
@@ -364,21 +388,8 @@ def fit(
     ``train_images``: clean photos to synthesise from instead of the task's photo split. With a
     ``time_budget`` the run may end before ``iters``: the result's ``steps`` says where."""
     rank, world = _dist_info()
-    if cfg.time_budget > 0 and world > 1:
-        raise ConfigError("--time-budget needs a single-process run (ranks would stop at different steps)")
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    device = _prepare_run(cfg, rank, world)
     out = Path(cfg.out_dir)
-    device = torch.device(f"cuda:{rank % torch.cuda.device_count()}" if torch.cuda.is_available() else "cpu")
-    torch.backends.cudnn.benchmark = device.type == "cuda"
-
-    if cfg.accum_steps < 1:
-        raise ConfigError(f"--accum-steps must be >= 1, got {cfg.accum_steps}")
-    if cfg.accum_steps > 1 and _streaming(cfg):
-        raise ConfigError(
-            f"{cfg.preset} trains on clips unrolled through its state; --accum-steps needs stills"
-        )
     budget = Budget(cfg.time_budget)
     model, optimizer, scheduler = _model_and_optimizer(cfg, device, rank == 0, budget)
     start, history = 0, []
@@ -402,11 +413,7 @@ def fit(
         }
         save_checkpoint(out / "last.pt", model_payload(model, "fp32", {**meta, **extra}))
 
-    bar = None
-    if progress and rank == 0:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.iters, initial=start, desc=f"train {cfg.task}", unit="it", dynamic_ncols=True)
+    bar = _progress_bar(cfg, start) if progress and rank == 0 else None
     t0, running, done = time.time(), [], start
     accum = cfg.accum_steps
     micro = batch_stream(
@@ -414,10 +421,8 @@ def fit(
     )
     for step, group in enumerate(grouped(micro, accum), start):
         batches = [tuple(t.to(device, non_blocking=True) for t in tensors) for tensors in group]
-        if accum == 1:
-            logs = train_step(train_model, batches[0], optimizer, loss_fn, cfg.grad_clip)
-        else:
-            logs = accumulated_step(train_model, batches, optimizer, loss_fn, cfg.grad_clip)
+        step_fn = train_step if accum == 1 else accumulated_step  # train_step: also clips
+        logs = step_fn(train_model, batches[0] if accum == 1 else batches, optimizer, loss_fn, cfg.grad_clip)
         scheduler.step()
         running.append(logs["loss"])
         done = step + 1

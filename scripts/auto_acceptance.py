@@ -181,8 +181,6 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append(
         f"{met} of {len(rows)} rows meet their target. PSNR in dB, mean over the split's photos; ▼ = harm."
     )
-    if "baseline_rows_met" in result:
-        lines += _baseline_lines(result)
     mixtures = [r for r in rows if r["kind"] == "mixture"]
     if not result["cascades"]:
         lines.append("Cascades of two specialists: not run (`qdr suite conditions --cascades`).")
@@ -210,8 +208,10 @@ def markdown(result: dict[str, Any]) -> str:
         low = sum(v < 0.95 for v in shares)
         lines.append(
             f"INT8 keeps >= 95 % of the FP32 gain on {len(shares) - low} of the {len(shares)} rows where FP32 "
-            f"gains >= {MIN_GAIN} dB (lowest {min(shares):.0%})."
+            f"gains >= {MIN_GAIN} dB (lowest {min(shares):.1%})."
         )
+    if "baseline_rows_met" in result:
+        lines += _baseline_lines(result)
     return "\n".join(lines) + "\n"
 
 

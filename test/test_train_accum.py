@@ -115,3 +115,18 @@ def test_accumulation_is_refused_where_it_does_not_apply(tmp_path, pairs) -> Non
             config(tmp_path / "s", pairs, preset="efm-t-recur", input_dir=None, target_dir=None),
             progress=False,
         )
+
+
+def test_checkpoints_record_the_source_commit(tmp_path, pairs) -> None:
+    import subprocess
+
+    from qdr_core.paths import git_commit, source_root
+
+    fit(config(tmp_path / "g", pairs, iters=1, accum_steps=1), progress=False)
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=source_root()
+    )
+    expected = head.stdout.strip() or "unknown"
+    assert git_commit() == expected
+    for name in ("fp32.pt", "last.pt"):
+        assert read_checkpoint(tmp_path / "g" / name)["meta"]["git_commit"] == expected

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from qdr_core.distill.losses import FEATURE_OF_MODE
 from qdr_core.errors import ConfigError
 from qdr_core.models.checkpoint import load_fp32_model, read_checkpoint, save_checkpoint
 from qdr_core.models.efm import EFM
+from qdr_core.paths import git_commit
 from qdr_core.quant.calibrate import calibrate
 from qdr_core.quant.convert import quantize_model
 from qdr_core.quant.qat_model import qat_payload
@@ -115,16 +115,6 @@ class QATConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def build_kd_loss(mode: str, distance: str, student: EFM, teacher: EFM) -> nn.Module | None:

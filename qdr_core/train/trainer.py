@@ -33,6 +33,7 @@ from qdr_core.errors import ConfigError
 from qdr_core.metrics import mean_scores, score_restoration
 from qdr_core.models import build_model, preset_config
 from qdr_core.models.checkpoint import init_from, model_payload, read_checkpoint, save_checkpoint
+from qdr_core.paths import git_commit
 from qdr_core.tasks import AUTO_TASK, DATA_KINDS, REALISTIC_EFFECT
 from qdr_core.train.config import TrainConfig
 from qdr_core.train.losses import ReconstructionLoss
@@ -401,7 +402,12 @@ def fit(
     data = _training_data(cfg, rank, train_images)
     val_pairs = _validation_pairs(cfg) if rank == 0 else []
     loss_fn = ReconstructionLoss(cfg.loss, cfg.ssim_weight)
-    meta = {"task": cfg.task, "preset": cfg.preset, "config": json.dumps(cfg.to_dict())}
+    meta = {
+        "task": cfg.task,
+        "preset": cfg.preset,
+        "config": json.dumps(cfg.to_dict()),
+        "git_commit": git_commit(),
+    }
 
     def save_state(step: int) -> None:
         extra = {

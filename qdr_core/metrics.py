@@ -86,16 +86,18 @@ HALO_RING = (3, 15)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def halo(clean: np.ndarray, degraded: np.ndarray, restored: np.ndarray) -> float | None:
-    """The ring a restoration leaves around the input's bright regions, in 8-bit luma levels.
+#: What ``halo`` measures, for the tables that print it.
+HALO_NOTE = (
+    f"mean luma error {HALO_RING[0]}-{HALO_RING[1]} px around the input's saturated regions minus the rest "
+    "of the frame's, 8-bit levels; negative = a dark ring, positive = a glow kept or grown, 0 = as right as "
+    "the rest"
+)
 
-    Bright regions: input luma >= ``HALO_SATURATION`` (lamp cores, a white object, sky), opened
-    3x3, at least ``HALO_MIN_AREA`` pixels. The ring: ``HALO_RING`` pixels around them. The value is
-    the mean signed luma error (restored - clean) in the ring minus its mean over the rest of the
-    frame (the bright regions and the ring excluded), so a frame that is darker or brighter
-    everywhere does not count: negative = a dark ring, positive = a glow left or grown, 0 = the ring
-    is as right as the rest. None when the input has no bright region or the ring or the rest is empty.
-    """
+
+def halo_regions(degraded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ring, rest) boolean masks of ``halo`` for an input frame, or None when it has no bright
+    region or the ring or the rest is empty. Depends on the input only: made once per frame, it
+    measures the input and every model's output (``halo_in``)."""
     import cv2
 
     luma_in = degraded.astype(np.float32) @ _LUMA
@@ -112,8 +114,31 @@ def halo(clean: np.ndarray, degraded: np.ndarray, restored: np.ndarray) -> float
     ring, rest = outer & ~inner, ~outer
     if not ring.any() or not rest.any():
         return None
-    error = (np.clip(restored, 0, 1).astype(np.float32) - np.clip(clean, 0, 1).astype(np.float32)) @ _LUMA
+    return ring, rest
+
+
+def halo_in(
+    regions: tuple[np.ndarray, np.ndarray] | None, clean: np.ndarray, output: np.ndarray
+) -> float | None:
+    """``halo`` of ``output`` within ``halo_regions(degraded)`` (None where those are None)."""
+    if regions is None:
+        return None
+    ring, rest = regions
+    error = (np.clip(output, 0, 1).astype(np.float32) - np.clip(clean, 0, 1).astype(np.float32)) @ _LUMA
     return float(255.0 * (error[ring].mean() - error[rest].mean()))
+
+
+def halo(clean: np.ndarray, degraded: np.ndarray, restored: np.ndarray) -> float | None:
+    """The ring a restoration leaves around the input's bright regions, in 8-bit luma levels.
+
+    Bright regions: input luma >= ``HALO_SATURATION`` (lamp cores, a white object, sky), opened
+    3x3, at least ``HALO_MIN_AREA`` pixels. The ring: ``HALO_RING`` pixels around them. The value is
+    the mean signed luma error (restored - clean) in the ring minus its mean over the rest of the
+    frame (the bright regions and the ring excluded), so a frame that is darker or brighter
+    everywhere does not count: negative = a dark ring, positive = a glow left or grown, 0 = the ring
+    is as right as the rest. None when the input has no bright region or the ring or the rest is empty.
+    """
+    return halo_in(halo_regions(degraded), clean, restored)
 
 
 def mean_scores(rows: Iterable[Mapping[str, float]]) -> dict[str, float]:

@@ -34,7 +34,7 @@ from qdr_core.bag.io import (
 )
 from qdr_core.errors import DataError
 from qdr_core.image_encodings import output_encoding_for
-from qdr_core.metrics import halo, mean_scores, score_restoration
+from qdr_core.metrics import halo_in, halo_regions, mean_scores, score_restoration
 from qdr_core.temporal import TemporalMeter
 
 
@@ -102,7 +102,8 @@ class FrameScorer:
         row: dict[str, Any] = {"index": index, "stamp_ns": stamp, **extra}
         if clean is not None:
             row.update(score_restoration(clean, degraded, restored))
-            row.update(halo_input=halo(clean, degraded, degraded), halo=halo(clean, degraded, restored))
+            regions = halo_regions(degraded)
+            row.update(halo_input=halo_in(regions, clean, degraded), halo=halo_in(regions, clean, restored))
             self.temporal.add(stamp, clean, restored, degraded)
         else:
             self.temporal.reset_motion()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from qdr_core.data.imageio import write_rgb
+from qdr_core.metrics import HALO_NOTE
 from qdr_core.report.crops import SCALE, bright_crops
 from qdr_core.report.crops import label as _label
 
@@ -35,11 +36,7 @@ def _arrow(a: Any, b: Any, digits: int = 2) -> str:
 
 
 RING_HEADING = "ring around bright objects, degraded → restored (levels)"
-RING_NOTE = (
-    "Ring: `metrics.halo`, the mean luma error 3-15 px around the input's saturated regions minus the "
-    "rest of the frame's, 8-bit levels, over the segment's frames that have such a region (count in "
-    "brackets): negative = a dark ring, positive = a glow kept, 0 = as right as the rest; — = none."
-)
+RING_NOTE = f"Ring: `metrics.halo`, {HALO_NOTE}; over the segment's frames that have such a region (count in brackets); — = none."
 
 
 def _ring(segment: dict[str, Any]) -> str:
@@ -65,7 +62,12 @@ def _segments_markdown(segments: list[dict[str, Any]]) -> list[str]:
     """The "PSNR per segment" section of a day-long bag's report (none without segments)."""
     if not segments:
         return []
-    lines = ["## PSNR per segment", "", "| " + " | ".join(SEGMENT_HEADINGS) + " |", "|---" * 5 + "|"]
+    lines = [
+        "## PSNR per segment",
+        "",
+        "| " + " | ".join(SEGMENT_HEADINGS) + " |",
+        "|---" * len(SEGMENT_HEADINGS) + "|",
+    ]
     lines += ["| " + " | ".join(_segment_cells(g)) + " |" for g in segments]
     return [*lines, "", RING_NOTE, ""]
 

@@ -31,7 +31,7 @@ import numpy as np
 from qdr_core.data.degrade import degrade, eval_rng
 from qdr_core.data.degrade.pipeline import MIXTURES, Condition, condition_rng, synthesize
 from qdr_core.errors import ConfigError
-from qdr_core.metrics import halo, score
+from qdr_core.metrics import halo_in, halo_regions, score
 from qdr_core.tasks import TASKS
 
 SINGLE_EFFECTS = ("night", "fog", "rain", "sensor")
@@ -149,7 +149,8 @@ def run_suite(
         for index, (name, clean) in enumerate(zip(names, images)):
             degraded, record = row.degrade(clean, seed, index)
             records.append({"name": name, **record})
-            before, halo_before = score(clean, degraded), halo(clean, degraded, degraded)
+            regions = halo_regions(degraded)
+            before, halo_before = score(clean, degraded), halo_in(regions, clean, degraded)
             restored = {model: runtime.infer(degraded) for model, runtime in runtimes.items()}
             if row.name in cascade_row_names:
                 for c in cascades:
@@ -159,7 +160,7 @@ def run_suite(
                 per_cell.setdefault((model, row.name), []).append({
                     "name": name, "psnr_input": before.psnr, "psnr_output": after.psnr,
                     "ssim_input": before.ssim, "ssim_output": after.ssim,
-                    "halo_input": halo_before, "halo": halo(clean, degraded, output),
+                    "halo_input": halo_before, "halo": halo_in(regions, clean, output),
                 })  # fmt: skip
         row_records.append({
             "name": row.name,

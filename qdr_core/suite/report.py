@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from qdr_core.metrics import HALO_NOTE
+
 #: The clean row has no PSNR gain (its input is perfect); its colour is the output PSNR against
 #: this level, above which a change is invisible.
 CLEAN_REFERENCE_DB = 40.0
@@ -109,9 +111,7 @@ def halo_table(result: Mapping[str, Any]) -> list[str]:
     head = ["condition", "images with bright regions", "input", *models]
     lines = [
         "",
-        "Ring around bright objects (`metrics.halo`): mean luma error, 8-bit levels, 3-15 px around the "
-        "input's saturated regions minus the rest of the frame; negative = a dark ring, positive = a glow "
-        "kept or grown, 0 = as right as the rest of the frame.",
+        f"Ring around bright objects (`metrics.halo`): {HALO_NOTE}.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join("---" for _ in head) + "|",

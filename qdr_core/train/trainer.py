@@ -57,7 +57,8 @@ class Budget:
     ``spent``: seconds already used by an earlier process of the same run (a resumed run)."""
 
     def __init__(self, seconds: float, spent: float = 0.0) -> None:
-        self.seconds, self.start = seconds, time.time() - spent
+        self.seconds = seconds
+        self.resume_at(spent)
 
     def spent(self) -> float:
         return time.time() - self.start
@@ -67,7 +68,7 @@ class Budget:
         self.start = time.time() - spent
 
     def fraction(self) -> float:
-        return (time.time() - self.start) / self.seconds if self.seconds > 0 else 0.0
+        return self.spent() / self.seconds if self.seconds > 0 else 0.0
 
     def expired(self) -> bool:
         return self.seconds > 0 and self.fraction() >= 1.0
@@ -427,8 +428,10 @@ def fit(
     )
     for step, group in enumerate(grouped(micro, accum), start):
         batches = [tuple(t.to(device, non_blocking=True) for t in tensors) for tensors in group]
-        step_fn = train_step if accum == 1 else accumulated_step  # train_step: also clips
-        logs = step_fn(train_model, batches[0] if accum == 1 else batches, optimizer, loss_fn, cfg.grad_clip)
+        if accum == 1:  # train_step also unrolls a streaming model's clips
+            logs = train_step(train_model, batches[0], optimizer, loss_fn, cfg.grad_clip)
+        else:
+            logs = accumulated_step(train_model, batches, optimizer, loss_fn, cfg.grad_clip)
         scheduler.step()
         running.append(logs["loss"])
         done = step + 1

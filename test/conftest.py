@@ -32,13 +32,26 @@ def stale_fastdds_segments(shm_dir: str = "/dev/shm") -> list[str]:
     return sorted(f for f in files if f not in in_use and f + " (deleted)" not in in_use)
 
 
-def pytest_configure(config):
-    # Once, in the controller before any xdist worker starts: drop what earlier runs left behind.
-    if hasattr(config, "workerinput"):
-        return
+def remove_stale_fastdds_segments() -> None:
     for path in stale_fastdds_segments():
         with contextlib.suppress(OSError):
             os.remove(path)
+
+
+#: Test modules that start ROS processes; stale segments are dropped before each of their tests too,
+#: since a node an earlier test killed (on purpose) leaves its segments in the same session.
+ROS_MODULES = {"test_bag", "test_node_hostile", "test_ros_node", "test_ros_temporal"}
+
+
+def pytest_configure(config):
+    # Once, in the controller before any xdist worker starts: drop what earlier runs left behind.
+    if not hasattr(config, "workerinput"):
+        remove_stale_fastdds_segments()
+
+
+def pytest_runtest_setup(item):
+    if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in ROS_MODULES:
+        remove_stale_fastdds_segments()
 
 
 @pytest.fixture
@@ -67,15 +80,3 @@ def teacher_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("teacher") / "fp32.pt"
     save_checkpoint(path, model_payload(model.eval(), "fp32", {"task": "noise", "preset": "efm-t"}))
     return path
-
-
-#: Test modules that start ROS processes; stale segments are dropped before each of their tests too,
-#: since a node an earlier test killed (on purpose) leaves its segments in the same session.
-ROS_MODULES = {"test_bag", "test_node_hostile", "test_ros_node", "test_ros_temporal"}
-
-
-def pytest_runtest_setup(item):
-    if item.module is not None and item.module.__name__.rsplit(".", 1)[-1] in ROS_MODULES:
-        for path in stale_fastdds_segments():
-            with contextlib.suppress(OSError):
-                os.remove(path)
